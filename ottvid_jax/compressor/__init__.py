@@ -1,0 +1,53 @@
+"""The OTT-Vid compressor: pure, jit-friendly JAX functions, one stage a module."""
+
+from ottvid_jax.compressor.allocation import allocate_budgets
+from ottvid_jax.compressor.config import (
+    Budget,
+    MassMode,
+    MatchScore,
+    MergeMode,
+    OTTVidConfig,
+    SpatialRounding,
+    budget,
+    stack_configs,
+)
+from ottvid_jax.compressor.cost import grid_positions, pair_alpha, pair_cost
+from ottvid_jax.compressor.mass import leave_one_out, mass_from_scores, uniform_mass
+from ottvid_jax.compressor.matching import Matching, match_columns
+from ottvid_jax.compressor.merge import Chains, compact, link_chains, merge_features
+from ottvid_jax.compressor.pipeline import CompressionOutput, Diagnostics, compress, validate_inputs
+from ottvid_jax.compressor.selection import cosine_similarity, normalize_saliency, select_tokens
+from ottvid_jax.compressor.transport import TransportResult, transport_plan
+
+__all__ = [
+    "allocate_budgets",
+    "Budget",
+    "budget",
+    "Chains",
+    "compact",
+    "compress",
+    "CompressionOutput",
+    "cosine_similarity",
+    "Diagnostics",
+    "grid_positions",
+    "leave_one_out",
+    "link_chains",
+    "mass_from_scores",
+    "MassMode",
+    "match_columns",
+    "Matching",
+    "MatchScore",
+    "merge_features",
+    "MergeMode",
+    "normalize_saliency",
+    "OTTVidConfig",
+    "pair_alpha",
+    "pair_cost",
+    "select_tokens",
+    "SpatialRounding",
+    "stack_configs",
+    "transport_plan",
+    "TransportResult",
+    "uniform_mass",
+    "validate_inputs",
+]
