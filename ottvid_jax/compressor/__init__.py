@@ -15,8 +15,18 @@ from ottvid_jax.compressor.cost import grid_positions, pair_alpha, pair_cost
 from ottvid_jax.compressor.mass import leave_one_out, mass_from_scores, uniform_mass
 from ottvid_jax.compressor.matching import Matching, match_columns
 from ottvid_jax.compressor.merge import Chains, compact, link_chains, merge_features
-from ottvid_jax.compressor.pipeline import CompressionOutput, Diagnostics, compress, validate_inputs
-from ottvid_jax.compressor.selection import cosine_similarity, normalize_saliency, select_tokens
+from ottvid_jax.compressor.pipeline import (
+    CompressionOutput,
+    Diagnostics,
+    SpatialStage,
+    TransportStage,
+    compress,
+    merge_stage,
+    spatial_stage,
+    transport_stage,
+    validate_inputs,
+)
+from ottvid_jax.compressor.selection import cosine_similarity, l2_normalize, normalize_saliency, select_tokens
 from ottvid_jax.compressor.transport import TransportResult, transport_plan
 
 __all__ = [
@@ -30,6 +40,7 @@ __all__ = [
     "cosine_similarity",
     "Diagnostics",
     "grid_positions",
+    "l2_normalize",
     "leave_one_out",
     "link_chains",
     "mass_from_scores",
@@ -38,15 +49,20 @@ __all__ = [
     "Matching",
     "MatchScore",
     "merge_features",
+    "merge_stage",
     "MergeMode",
     "normalize_saliency",
     "OTTVidConfig",
     "pair_alpha",
     "pair_cost",
     "select_tokens",
+    "spatial_stage",
+    "SpatialStage",
     "SpatialRounding",
     "stack_configs",
     "transport_plan",
+    "transport_stage",
+    "TransportStage",
     "TransportResult",
     "uniform_mass",
     "validate_inputs",

@@ -41,7 +41,7 @@ def grid_positions(height: int, width: int) -> np.ndarray:
   return grid.reshape(height * width, 2).astype(np.float32)
 
 
-def pair_alpha(frame: jnp.ndarray, next_frame: jnp.ndarray) -> jnp.ndarray:
+def pair_alpha(frame: jnp.ndarray, next_frame: jnp.ndarray, *, normalized: bool = False) -> jnp.ndarray:
   """The appearance weight ``alpha`` of one adjacent pair.
 
   ``alpha = 0.5 + 0.5 * clip(1 - mean_n cos(x_{t,n}, x_{t+1,n}), 0, 1)`` over
@@ -50,11 +50,14 @@ def pair_alpha(frame: jnp.ndarray, next_frame: jnp.ndarray) -> jnp.ndarray:
   Args:
     frame: features of frame t, shape ``[N, D]``.
     next_frame: features of frame t+1, shape ``[N, D]``.
+    normalized: the rows are already unit float32 vectors.
 
   Returns:
     A float32 scalar in [0.5, 1].
   """
-  same_position = jnp.sum(selection.l2_normalize(frame) * selection.l2_normalize(next_frame), axis=-1)
+  if not normalized:
+    frame, next_frame = selection.l2_normalize(frame), selection.l2_normalize(next_frame)
+  same_position = jnp.sum(frame * next_frame, axis=-1)
   return 0.5 + 0.5 * jnp.clip(1.0 - jnp.mean(same_position), 0.0, 1.0)
 
 
@@ -65,6 +68,8 @@ def pair_cost(
     next_positions: jnp.ndarray,
     alpha: jnp.ndarray,
     locality_scale: jnp.ndarray = 1.0,
+    *,
+    normalized: bool = False,
 ) -> jnp.ndarray:
   """Cost matrix between the kept tokens of frames t and t+1.
 
@@ -75,11 +80,13 @@ def pair_cost(
     next_positions: ``[K', 2]``.
     alpha: the pair's appearance weight (:func:`pair_alpha`), scalar.
     locality_scale: lambda_loc, scales the positional term (1 in the paper).
+    normalized: the feature rows are already unit float32 vectors.
 
   Returns:
     ``C`` of shape ``[K, K']``, float32; in [0, 1] when ``lambda_loc = 1``.
   """
-  appearance = 1.0 - jnp.maximum(selection.cosine_similarity(tokens, next_tokens), 0.0)  # [K, K']
+  similarity = selection.cosine_similarity(tokens, next_tokens, normalized=normalized)  # [K, K']
+  appearance = 1.0 - jnp.maximum(similarity, 0.0)
   offset = positions[:, None, :] - next_positions[None, :, :]  # [K, K', 2]
   distance = jnp.sqrt(jnp.sum(offset * offset, axis=-1)) / math.sqrt(2.0)  # [K, K']
   return alpha * appearance + (1.0 - alpha) * locality_scale * distance

@@ -19,7 +19,8 @@ or over configs). It never calls ``jit`` itself.
 
 from __future__ import annotations
 
-from typing import Optional
+import functools
+from typing import NamedTuple, Optional
 
 import flax.struct
 import jax
@@ -36,7 +37,17 @@ from ottvid_jax.compressor import selection as selection_lib
 from ottvid_jax.compressor import transport as transport_lib
 from ottvid_jax.compressor.config import MassMode, MatchScore, MergeMode, OTTVidConfig
 
-__all__ = ["CompressionOutput", "Diagnostics", "compress", "validate_inputs"]
+__all__ = [
+    "CompressionOutput",
+    "Diagnostics",
+    "SpatialStage",
+    "TransportStage",
+    "compress",
+    "merge_stage",
+    "spatial_stage",
+    "transport_stage",
+    "validate_inputs",
+]
 
 
 @flax.struct.dataclass
@@ -152,6 +163,165 @@ def validate_inputs(
       raise ValueError("saliency must be finite and non-negative")
 
 
+class SpatialStage(NamedTuple):
+  """Stage 1 of a video: the kept tokens and their masses.
+
+  Attributes:
+    selected: ``[T, K]`` int32 kept indices of each frame, ascending.
+    mass: ``[T, K]`` float32 OT marginals (sum to one per frame).
+  """
+
+  selected: jnp.ndarray
+  mass: jnp.ndarray
+
+
+class TransportStage(NamedTuple):
+  """Stage 2 of a video: the adjacent-pair costs and plans.
+
+  Attributes:
+    alpha: ``[P]`` appearance weights.
+    cost: ``[P, K, K]`` cost matrices.
+    plan: ``[P, K, K]`` transport plans.
+    difficulty: ``[P]`` transport difficulties W.
+    marginal_error: ``[P]`` Sinkhorn's final marginal errors.
+  """
+
+  alpha: jnp.ndarray
+  cost: jnp.ndarray
+  plan: jnp.ndarray
+  difficulty: jnp.ndarray
+  marginal_error: jnp.ndarray
+
+
+def spatial_stage(unit: jnp.ndarray, saliency: jnp.ndarray, config: OTTVidConfig, keep: int) -> SpatialStage:
+  """Coverage selection and leave-one-out mass, per frame.
+
+  Args:
+    unit: ``[T, N, D]`` unit float32 features (:func:`l2_normalize`).
+    saliency: ``[T, N]`` non-negative saliency.
+    config: the hyperparameters (``mass_tau`` and ``mass`` are read).
+    keep: K, tokens kept per frame (static).
+
+  Returns:
+    The :class:`SpatialStage`.
+  """
+  frames = unit.shape[0]
+  cosine = functools.partial(selection_lib.cosine_similarity, normalized=True)
+  similarity = jax.vmap(cosine)(unit)  # [T, N, N]
+  weights = selection_lib.normalize_saliency(saliency)  # [T, N]
+  selected = jax.vmap(selection_lib.select_tokens, in_axes=(0, 0, None))(similarity, weights, keep)  # [T, K]
+  if config.mass is MassMode.UNIFORM:
+    mass = jnp.broadcast_to(mass_lib.uniform_mass(keep), (frames, keep))
+  else:
+    loo = jax.vmap(mass_lib.leave_one_out)(similarity, weights, selected)  # [T, K]
+    mass = jax.vmap(mass_lib.mass_from_scores, in_axes=(0, None))(loo, config.mass_tau)  # [T, K]
+  return SpatialStage(selected, mass)
+
+
+def transport_stage(
+    unit: jnp.ndarray, spatial: SpatialStage, config: OTTVidConfig, grid_hw: tuple[int, int]
+) -> TransportStage:
+  """Adaptive costs and entropic OT plans of all adjacent pairs.
+
+  Args:
+    unit: ``[T, N, D]`` unit float32 features.
+    spatial: the :class:`SpatialStage` of the same video.
+    config: the hyperparameters (``epsilon``, ``locality_scale``,
+      ``sinkhorn_iters``).
+    grid_hw: ``(H, W)``, static.
+
+  Returns:
+    The :class:`TransportStage`; with a single frame its arrays have P = 0.
+  """
+  selected, mass = spatial
+  kept = jnp.take_along_axis(unit, selected[:, :, None], axis=1)  # [T, K, D]
+  positions = jnp.asarray(cost_lib.grid_positions(*grid_hw))[selected]  # [T, K, 2]
+  alpha = jax.vmap(functools.partial(cost_lib.pair_alpha, normalized=True))(unit[:-1], unit[1:])  # [P]
+  pair_cost = functools.partial(cost_lib.pair_cost, normalized=True)
+  cost = jax.vmap(pair_cost, in_axes=(0, 0, 0, 0, 0, None))(
+      kept[:-1], kept[1:], positions[:-1], positions[1:], alpha, config.locality_scale)  # [P, K, K]
+  if cost.shape[0] == 0:  # ott cannot vmap over an empty batch; there is nothing to transport.
+    empty = jnp.zeros((0,), jnp.float32)
+    return TransportStage(alpha, cost, cost, empty, empty)
+  plans = jax.vmap(transport_lib.transport_plan, in_axes=(0, 0, 0, None, None))(
+      cost, mass[:-1], mass[1:], config.epsilon, config.sinkhorn_iters)
+  return TransportStage(alpha, cost, *plans)
+
+
+def merge_stage(
+    features: jnp.ndarray,
+    spatial: SpatialStage,
+    transport: TransportStage,
+    budgets: jnp.ndarray,
+    config: OTTVidConfig,
+    slots: int,
+) -> CompressionOutput:
+  """Matching, strong pruning, chains, merged features and the output slots.
+
+  Args:
+    features: ``[T, N, D]`` original features (the merge averages these).
+    spatial: the :class:`SpatialStage`.
+    transport: the :class:`TransportStage`.
+    budgets: ``[P]`` int32 merges per pair (:func:`allocate_budgets`).
+    config: the hyperparameters (``cost_threshold``, ``match_score``,
+      ``merge``).
+    slots: M, the static output length (:attr:`Budget.slots`).
+
+  Returns:
+    The :class:`CompressionOutput`.
+  """
+  frames, tokens, _ = features.shape
+  selected, mass = spatial
+  keep = selected.shape[1]
+  score = transport.plan
+  if config.match_score is MatchScore.MASS_NORMALISED:
+    a = mass[:-1] / jnp.sum(mass[:-1], axis=-1, keepdims=True)
+    b = mass[1:] / jnp.sum(mass[1:], axis=-1, keepdims=True)
+    score = score / (a[:, :, None] * b[:, None, :])
+  matches = jax.vmap(matching_lib.match_columns)(score, budgets)  # [P, K] each
+  matched_cost = jnp.take_along_axis(transport.cost, matches.parent[:, None, :], axis=1)[:, 0, :]  # [P, K]
+  if config.cost_threshold is None:
+    pruned = jnp.zeros_like(matches.accepted)
+  else:
+    pruned = matches.accepted & (matched_cost > config.cost_threshold)
+  chains = merge_lib.link_chains(matches.parent, matches.accepted & ~pruned, pruned)
+
+  kept = jnp.take_along_axis(features, selected[:, :, None], axis=1).reshape(frames * keep, -1)  # [T*K, D]
+  merge_weights = mass.reshape(-1) if config.merge is MergeMode.MASS_WEIGHTED else None
+  merged = merge_lib.merge_features(kept, chains.root, merge_weights)  # [T*K, D]
+  frame_of = jnp.repeat(jnp.arange(frames, dtype=jnp.int32), keep)  # [T*K]
+  last_frame = jax.ops.segment_max(frame_of, chains.root, num_segments=frames * keep)  # [T*K]
+
+  position, valid = merge_lib.compact(chains.survivor, slots)  # [M]
+  global_index = (frame_of * tokens + selected.reshape(-1))[position]  # [M]
+  slot_of_root = jnp.full((frames * keep,), -1, jnp.int32).at[
+      jnp.where(valid, position, frames * keep)].set(jnp.arange(slots, dtype=jnp.int32), mode="drop")
+  slot = slot_of_root[chains.root]  # [T*K], -1 where the chain was dropped
+  span = jnp.stack([frame_of[position], last_frame[position]], axis=-1)  # [M, 2]
+  diagnostics = Diagnostics(
+      selected=selected,
+      mass=mass,
+      alpha=transport.alpha,
+      cost=transport.cost,
+      plan=transport.plan,
+      difficulty=transport.difficulty,
+      marginal_error=transport.marginal_error,
+      budget=budgets,
+      parent=matches.parent,
+      accepted=matches.accepted,
+      pruned=pruned,
+      root=chains.root.reshape(frames, keep),
+      slot=slot.reshape(frames, keep),
+  )
+  return CompressionOutput(
+      tokens=jnp.where(valid[:, None], merged[position], 0.0).astype(features.dtype),
+      index=jnp.where(valid, global_index, -1),
+      valid=valid,
+      span=jnp.where(valid[:, None], span, -1),
+      diagnostics=diagnostics,
+  )
+
+
 def compress(
     features: jnp.ndarray,
     saliency: jnp.ndarray,
@@ -187,82 +357,9 @@ def compress(
   """
   config = OTTVidConfig() if config is None else config
   validate_inputs(features, saliency, config, grid_hw)
-  frames, tokens, _ = features.shape
-  plan_size = config_lib.budget(config, frames, tokens)
-  keep, pairs = plan_size.keep, plan_size.pairs
-
-  # Stage 1: coverage selection and mass, per frame.
-  similarity = jax.vmap(selection_lib.cosine_similarity)(features)  # [T, N, N]
-  weights = selection_lib.normalize_saliency(saliency)  # [T, N]
-  selected = jax.vmap(selection_lib.select_tokens, in_axes=(0, 0, None))(similarity, weights, keep)  # [T, K]
-  if config.mass is MassMode.UNIFORM:
-    mass = jnp.broadcast_to(mass_lib.uniform_mass(keep), (frames, keep))
-  else:
-    loo = jax.vmap(mass_lib.leave_one_out)(similarity, weights, selected)  # [T, K]
-    mass = jax.vmap(mass_lib.mass_from_scores, in_axes=(0, None))(loo, config.mass_tau)  # [T, K]
-  kept = jnp.take_along_axis(features, selected[:, :, None], axis=1)  # [T, K, D]
-  positions = jnp.asarray(cost_lib.grid_positions(*grid_hw))[selected]  # [T, K, 2]
-
-  # Stage 2: adaptive cost and OT plan, per adjacent pair.
-  alpha = jax.vmap(cost_lib.pair_alpha)(features[:-1], features[1:])  # [P]
-  cost = jax.vmap(cost_lib.pair_cost, in_axes=(0, 0, 0, 0, 0, None))(
-      kept[:-1], kept[1:], positions[:-1], positions[1:], alpha, config.locality_scale)  # [P, K, K]
-  if pairs > 0:
-    transport = jax.vmap(transport_lib.transport_plan, in_axes=(0, 0, 0, None, None))(
-        cost, mass[:-1], mass[1:], config.epsilon, config.sinkhorn_iters)
-  else:  # ott cannot vmap over an empty batch; there is nothing to transport.
-    transport = transport_lib.TransportResult(cost, jnp.zeros((0,)), jnp.zeros((0,)))
-
-  # Stage 3: per-pair budgets.
-  budgets = allocation_lib.allocate_budgets(transport.difficulty, plan_size.merges, plan_size.cap, config.budget_tau)
-
-  # Stage 4: matching, strong pruning, chains and merge.
-  score = transport.plan
-  if config.match_score is MatchScore.MASS_NORMALISED:
-    a = mass[:-1] / jnp.sum(mass[:-1], axis=-1, keepdims=True)
-    b = mass[1:] / jnp.sum(mass[1:], axis=-1, keepdims=True)
-    score = score / (a[:, :, None] * b[:, None, :])
-  matches = jax.vmap(matching_lib.match_columns)(score, budgets)  # [P, K] each
-  matched_cost = jnp.take_along_axis(cost, matches.parent[:, None, :], axis=1)[:, 0, :]  # [P, K]
-  if config.cost_threshold is None:
-    pruned = jnp.zeros_like(matches.accepted)
-  else:
-    pruned = matches.accepted & (matched_cost > config.cost_threshold)
-  chains = merge_lib.link_chains(matches.parent, matches.accepted & ~pruned, pruned)
-
-  flat_features = kept.reshape(frames * keep, -1)
-  merge_weights = mass.reshape(-1) if config.merge is MergeMode.MASS_WEIGHTED else None
-  merged = merge_lib.merge_features(flat_features, chains.root, merge_weights)  # [T*K, D]
-  frame_of = jnp.repeat(jnp.arange(frames, dtype=jnp.int32), keep)  # [T*K]
-  last_frame = jax.ops.segment_max(frame_of, chains.root, num_segments=frames * keep)  # [T*K]
-
-  position, valid = merge_lib.compact(chains.survivor, plan_size.slots)  # [M]
-  global_index = (frame_of * tokens + selected.reshape(-1))[position]  # [M]
-  slot_of_root = jnp.full((frames * keep,), -1, jnp.int32).at[
-      jnp.where(valid, position, frames * keep)].set(jnp.arange(plan_size.slots, dtype=jnp.int32), mode="drop")
-  slot = slot_of_root[chains.root]  # [T*K], -1 where the chain was dropped
-
-  tokens_out = jnp.where(valid[:, None], merged[position], 0.0).astype(features.dtype)
-  span = jnp.stack([frame_of[position], last_frame[position]], axis=-1)
-  diagnostics = Diagnostics(
-      selected=selected,
-      mass=mass,
-      alpha=alpha,
-      cost=cost,
-      plan=transport.plan,
-      difficulty=transport.difficulty,
-      marginal_error=transport.marginal_error,
-      budget=budgets,
-      parent=matches.parent,
-      accepted=matches.accepted,
-      pruned=pruned,
-      root=chains.root.reshape(frames, keep),
-      slot=slot.reshape(frames, keep),
-  )
-  return CompressionOutput(
-      tokens=tokens_out,
-      index=jnp.where(valid, global_index, -1),
-      valid=valid,
-      span=jnp.where(valid[:, None], span, -1),
-      diagnostics=diagnostics,
-  )
+  sizes = config_lib.budget(config, features.shape[0], features.shape[1])
+  unit = selection_lib.l2_normalize(features)  # [T, N, D] float32, shared by every similarity
+  spatial = spatial_stage(unit, saliency, config, sizes.keep)
+  transport = transport_stage(unit, spatial, config, grid_hw)
+  budgets = allocation_lib.allocate_budgets(transport.difficulty, sizes.merges, sizes.cap, config.budget_tau)
+  return merge_stage(features, spatial, transport, budgets, config, sizes.slots)

@@ -32,18 +32,20 @@ def l2_normalize(x: jnp.ndarray, eps: float = 1e-12) -> jnp.ndarray:
   return x / jnp.maximum(norm, eps)
 
 
-def cosine_similarity(x: jnp.ndarray, y: jnp.ndarray | None = None) -> jnp.ndarray:
+def cosine_similarity(x: jnp.ndarray, y: jnp.ndarray | None = None, *, normalized: bool = False) -> jnp.ndarray:
   """Float32 cosine similarities between the rows of ``x`` and ``y``.
 
   Args:
     x: features of shape ``[N, D]``.
     y: features of shape ``[M, D]``; ``x`` itself when ``None``.
+    normalized: the rows are already unit float32 vectors
+      (:func:`l2_normalize`); skips normalising them again.
 
   Returns:
     ``S[i, j] = cos(x_i, y_j)``, float32 of shape ``[N, M]``.
   """
-  xn = l2_normalize(x)
-  yn = xn if y is None else l2_normalize(y)
+  xn = x if normalized else l2_normalize(x)
+  yn = xn if y is None else (y if normalized else l2_normalize(y))
   return jnp.einsum("nd,md->nm", xn, yn, precision=_HIGHEST)
 
 
@@ -99,5 +101,7 @@ def select_tokens(similarity: jnp.ndarray, weights: jnp.ndarray, keep: int) -> j
     return cur, taken.at[best].set(True), chosen.at[k].set(best)
 
   init = (jnp.zeros(n, jnp.float32), jnp.zeros(n, bool), jnp.zeros(keep, jnp.int32))
-  _, _, chosen = jax.lax.fori_loop(0, keep, step, init)
+  # A few steps per loop trip: measured fastest on an H100 (fewer loop-control
+  # round trips, small programs); the result does not depend on it.
+  _, _, chosen = jax.lax.fori_loop(0, keep, step, init, unroll=4)
   return jnp.sort(chosen)
