@@ -1,0 +1,50 @@
+"""Backbones in Flax NNX and ``load``, which reads a Hugging Face checkpoint folder."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+from flax import nnx
+
+from ottvid_jax.models.params import CheckpointError, checkpoint_files, load_into, read_config
+
+__all__ = ["CheckpointError", "load"]
+
+
+def _qwen2_5_vl(config: dict, files, dtype):
+  from ottvid_jax.models.qwen2_5_vl.model import Qwen2_5_VL, Qwen2_5_VLConfig  # pylint: disable=import-outside-toplevel
+  from ottvid_jax.models.qwen2_5_vl.params import QWEN2_5_VL  # pylint: disable=import-outside-toplevel
+
+  cfg = Qwen2_5_VLConfig.from_hf(config)
+  table = QWEN2_5_VL
+  if cfg.tie_word_embeddings:
+    table = dataclasses.replace(table, ignore=tuple(table.ignore) + (r"lm_head\.weight",))
+  return load_into(lambda: Qwen2_5_VL(cfg, dtype=dtype, param_dtype=dtype, rngs=nnx.Rngs(0)), files, table, dtype)
+
+
+_ARCHITECTURES = {
+    "Qwen2_5_VLForConditionalGeneration": _qwen2_5_vl,
+    "qwen2_5_vl": _qwen2_5_vl,
+}
+
+
+def load(checkpoint_dir: str, dtype=jnp.bfloat16) -> nnx.Module:
+  """Loads a Hugging Face checkpoint folder into the matching NNX model.
+
+  Reads ``config.json`` and the (possibly sharded) safetensors weights in any
+  of the naming layouts in circulation, checks every tensor's shape, and fails
+  with one :class:`CheckpointError` that lists every missing, unexpected or
+  misshapen tensor.
+
+  Args:
+    checkpoint_dir: the folder (``config.json`` + ``*.safetensors``).
+    dtype: parameter and compute dtype (``jnp.bfloat16`` or ``jnp.float32``).
+  """
+  config = read_config(checkpoint_dir)
+  names = list(config.get("architectures") or []) + [config.get("model_type")]
+  builder = next((_ARCHITECTURES[n] for n in names if n in _ARCHITECTURES), None)
+  if builder is None:
+    raise CheckpointError(f"unsupported architecture {names} in {checkpoint_dir!r}; supported: "
+                          f"{sorted(_ARCHITECTURES)}")
+  return builder(config, checkpoint_files(checkpoint_dir), dtype)

@@ -1,0 +1,193 @@
+"""The Qwen2 decoder, shared by Qwen2.5-VL (M-RoPE) and LLaVA (1-D RoPE).
+
+Names follow HF's ``Qwen2Model``: ``embed_tokens``, ``layers[i].{input_layernorm,
+self_attn.{q,k,v,o}_proj, post_attention_layernorm, mlp.{gate,up,down}_proj}``,
+``norm``. Axes: B batch, T new tokens, S cache slots, N query heads, K key/value
+heads, H head dim, D model width.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from ottvid_jax.models import layers
+
+__all__ = ["Decoder", "DecoderConfig", "KVCache", "rope_tables"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DecoderConfig:
+  """Shapes and constants of a Qwen2 decoder.
+
+  ``mrope_section`` splits the rotary frequencies between the (t, h, w)
+  position axes (Qwen2.5-VL); ``None`` is plain 1-D RoPE.
+  """
+
+  vocab_size: int
+  hidden_size: int
+  intermediate_size: int
+  num_hidden_layers: int
+  num_attention_heads: int
+  num_key_value_heads: int
+  rope_theta: float = 1e6
+  rms_norm_eps: float = 1e-6
+  mrope_section: Optional[tuple[int, ...]] = None
+  head_dim: Optional[int] = None
+
+  @property
+  def head_size(self) -> int:
+    return self.head_dim or self.hidden_size // self.num_attention_heads
+
+
+@flax.struct.dataclass
+class KVCache:
+  """Preallocated keys and values of every layer.
+
+  One array per layer, so that a jitted step that donates the cache updates
+  every layer in place.
+
+  Attributes:
+    k: L arrays ``[B, S, K, H]``.
+    v: L arrays ``[B, S, K, H]``.
+  """
+
+  k: tuple[jax.Array, ...]
+  v: tuple[jax.Array, ...]
+
+  @classmethod
+  def zeros(cls, config: DecoderConfig, batch: int, slots: int, dtype) -> "KVCache":
+    shape = (batch, slots, config.num_key_value_heads, config.head_size)
+    layers_ = range(config.num_hidden_layers)
+    return cls(tuple(jnp.zeros(shape, dtype) for _ in layers_), tuple(jnp.zeros(shape, dtype) for _ in layers_))
+
+  @property
+  def slots(self) -> int:
+    return self.k[0].shape[1]
+
+
+def rope_tables(config: DecoderConfig, positions: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """cos and sin of the rotary angles, ``[B, T, H]`` each, in float32.
+
+  Args:
+    config: the decoder config.
+    positions: ``[3, B, T]`` (t, h, w) position ids, or ``[B, T]`` for 1-D.
+  """
+  hd = config.head_size
+  inv_freq = 1.0 / (config.rope_theta ** (np.arange(0, hd, 2, dtype=np.float32) / hd))  # [H/2]
+  if positions.ndim == 2:
+    positions = jnp.broadcast_to(positions[None], (3,) + positions.shape)
+  freqs = positions.astype(jnp.float32)[..., None] * inv_freq  # [3, B, T, H/2]
+  sections = config.mrope_section or (hd // 2,)
+  if sum(sections) != hd // 2:
+    raise ValueError(f"mrope_section {sections} must sum to head_dim / 2 = {hd // 2}")
+  bounds = np.cumsum((0,) + tuple(sections))
+  freqs = jnp.concatenate([freqs[i % 3, ..., bounds[i]:bounds[i + 1]] for i in range(len(sections))], axis=-1)
+  angles = jnp.concatenate([freqs, freqs], axis=-1)  # [B, T, H]
+  return jnp.cos(angles), jnp.sin(angles)
+
+
+class Attention(nnx.Module):
+  """Grouped-query self-attention with q/k/v biases and a preallocated cache."""
+
+  def __init__(self, config: DecoderConfig, *, dtype, param_dtype, rngs: nnx.Rngs):
+    d, hd = config.hidden_size, config.head_size
+    n, kv = config.num_attention_heads, config.num_key_value_heads
+    kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    self.q_proj = layers.linear(d, n * hd, bias=True, **kw)
+    self.k_proj = layers.linear(d, kv * hd, bias=True, **kw)
+    self.v_proj = layers.linear(d, kv * hd, bias=True, **kw)
+    self.o_proj = layers.linear(n * hd, d, bias=False, **kw)
+    self.heads, self.kv_heads, self.head_dim = n, kv, hd
+
+  def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=None):
+    b, t, _ = x.shape
+    q = self.q_proj(x).reshape(b, t, self.heads, self.head_dim)  # [B, T, N, H]
+    k = self.k_proj(x).reshape(b, t, self.kv_heads, self.head_dim)  # [B, T, K, H]
+    v = self.v_proj(x).reshape(b, t, self.kv_heads, self.head_dim)
+    q = layers.apply_rotary(q, cos, sin)
+    k = layers.apply_rotary(k, cos, sin)
+    if cache_kv is not None:  # write the new keys at cache_index, attend over all slots
+      ck, cv = cache_kv
+      ck = jax.lax.dynamic_update_slice(ck, k.astype(ck.dtype), (0, cache_index, 0, 0))  # [B, S, K, H]
+      cv = jax.lax.dynamic_update_slice(cv, v.astype(cv.dtype), (0, cache_index, 0, 0))
+      k, v, cache_kv = ck, cv, (ck, cv)
+    out = layers.attention(q, k.astype(q.dtype), v.astype(q.dtype), mask, self.head_dim ** -0.5)  # [B, T, N, H]
+    return self.o_proj(out.reshape(b, t, -1)), cache_kv
+
+
+class DecoderLayer(nnx.Module):
+
+  def __init__(self, config: DecoderConfig, *, dtype, param_dtype, rngs: nnx.Rngs):
+    self.input_layernorm = layers.RMSNorm(config.hidden_size, config.rms_norm_eps, param_dtype=param_dtype)
+    self.self_attn = Attention(config, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    self.post_attention_layernorm = layers.RMSNorm(config.hidden_size, config.rms_norm_eps, param_dtype=param_dtype)
+    self.mlp = layers.MLP(config.hidden_size, config.intermediate_size, bias=False, dtype=dtype,
+                          param_dtype=param_dtype, rngs=rngs)
+
+  def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=None):
+    h, cache_kv = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache_kv, cache_index)
+    x = x + h
+    return x + self.mlp(self.post_attention_layernorm(x)), cache_kv
+
+
+class Decoder(nnx.Module):
+  """Token embeddings, the decoder layers and the final norm (no LM head)."""
+
+  def __init__(self, config: DecoderConfig, *, dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs):
+    self.config = config
+    self.embed_tokens = nnx.Embed(config.vocab_size, config.hidden_size, dtype=dtype, param_dtype=param_dtype,
+                                  rngs=rngs, embedding_init=nnx.initializers.normal(0.02))
+    self.layers = nnx.List([DecoderLayer(config, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+                            for _ in range(config.num_hidden_layers)])
+    self.norm = layers.RMSNorm(config.hidden_size, config.rms_norm_eps, param_dtype=param_dtype)
+
+  def __call__(
+      self,
+      embeds: jax.Array,
+      positions: jax.Array,
+      attention_mask: jax.Array,
+      cache: Optional[KVCache] = None,
+      cache_index: jax.Array | int = 0,
+  ) -> tuple[jax.Array, Optional[KVCache]]:
+    """Runs the decoder on input embeddings.
+
+    Args:
+      embeds: ``[B, T, D]`` input embeddings.
+      positions: ``[3, B, T]`` M-RoPE ids or ``[B, T]`` 1-D ids.
+      attention_mask: ``[B, T]`` without a cache, ``[B, S]`` over the cache
+        slots with one (True: a real token, False: padding).
+      cache: the :class:`KVCache`; the T new keys are written at
+        ``cache_index`` and attention covers slots ``<= cache_index + i``.
+      cache_index: the first slot of the new tokens (traced scalar).
+
+    Returns:
+      ``([B, T, D]`` final hidden states, the updated cache or None).
+    """
+    b, t, _ = embeds.shape
+    cos, sin = rope_tables(self.config, positions)
+    if cache is None:
+      keys = jnp.arange(t)
+    else:
+      keys = jnp.arange(cache.slots)
+    query_slots = cache_index + jnp.arange(t)
+    causal = keys[None, :] <= query_slots[:, None]  # [T, S]
+    mask = causal[None, None] & attention_mask.astype(bool)[:, None, None, :]  # [B, 1, T, S]
+    x = embeds
+    new_k, new_v = [], []
+    for i, layer in enumerate(self.layers):
+      kv = None if cache is None else (cache.k[i], cache.v[i])
+      x, kv = layer(x, cos, sin, mask, kv, cache_index)
+      if cache is not None:
+        new_k.append(kv[0])
+        new_v.append(kv[1])
+    x = self.norm(x)
+    if cache is not None:
+      cache = KVCache(tuple(new_k), tuple(new_v))
+    return x, cache

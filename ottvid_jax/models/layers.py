@@ -1,0 +1,71 @@
+"""Building blocks shared by the backbones (bonsai style: HF names, shape comments)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+__all__ = ["MLP", "RMSNorm", "apply_rotary", "attention", "linear", "rotate_half"]
+
+
+def linear(din: int, dout: int, *, bias: bool, dtype, param_dtype, rngs: nnx.Rngs) -> nnx.Linear:
+  """An ``nnx.Linear`` (kernel ``[in, out]``, the transpose of HF's weight)."""
+  return nnx.Linear(din, dout, use_bias=bias, dtype=dtype, param_dtype=param_dtype, rngs=rngs,
+                    kernel_init=nnx.initializers.normal(0.02))
+
+
+class RMSNorm(nnx.Module):
+  """HF's RMSNorm: normalise in float32, cast back, then scale (in that order)."""
+
+  def __init__(self, dim: int, eps: float, *, param_dtype=jnp.float32):
+    self.weight = nnx.Param(jnp.ones((dim,), param_dtype))
+    self.eps = eps
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x32 = x.astype(jnp.float32)
+    x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+    return self.weight[...] * x32.astype(x.dtype)
+
+
+class MLP(nnx.Module):
+  """SwiGLU: ``down(silu(gate(x)) * up(x))``."""
+
+  def __init__(self, dim: int, hidden: int, *, bias: bool, dtype, param_dtype, rngs: nnx.Rngs):
+    kw = dict(bias=bias, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    self.gate_proj = linear(dim, hidden, **kw)
+    self.up_proj = linear(dim, hidden, **kw)
+    self.down_proj = linear(hidden, dim, **kw)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self.down_proj(jax.nn.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+def rotate_half(x: jax.Array) -> jax.Array:
+  """``[x1, x2] -> [-x2, x1]`` over the last axis (the non-interleaved RoPE form)."""
+  half = x.shape[-1] // 2
+  return jnp.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+
+
+def apply_rotary(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
+  """RoPE on ``x [..., S, N, H]`` with ``cos, sin [..., S, H]`` (broadcast over heads N)."""
+  cos = cos[..., None, :].astype(x.dtype)
+  sin = sin[..., None, :].astype(x.dtype)
+  return x * cos + rotate_half(x) * sin
+
+
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array | None, scale: float) -> jax.Array:
+  """Softmax attention, grouped-query when K < N heads.
+
+  Args:
+    q: ``[B, T, N, H]`` queries.
+    k: ``[B, S, K, H]`` keys, N a multiple of K.
+    v: ``[B, S, K, H]`` values.
+    mask: boolean, broadcastable to ``[B, N, T, S]`` (True: attend), or None.
+    scale: the logit scale, usually ``H ** -0.5``.
+
+  Returns:
+    ``[B, T, N, H]``. ``jax.nn.dot_product_attention`` picks cuDNN flash
+    attention on GPUs where it applies and XLA elsewhere.
+  """
+  return jax.nn.dot_product_attention(q, k, v, mask=mask, scale=scale)

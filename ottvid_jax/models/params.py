@@ -1,0 +1,189 @@
+"""Hugging Face checkpoints into NNX models: one key table per architecture.
+
+A converter here is: prefix rules that normalise every layout in circulation
+to one naming, a table of ``(regex, NNX path template, transform)``, an
+abstract skeleton (``nnx.eval_shape``), streamed safetensors with a shape check
+per tensor, and one error listing every missing, unexpected and misshapen
+tensor. Source keys that a model does not use must be on an explicit ignore
+list; every target leaf must be assigned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import os
+import re
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+__all__ = ["CheckpointError", "KeyTable", "Transform", "checkpoint_files", "read_config", "load_into"]
+
+
+class CheckpointError(ValueError):
+  """A checkpoint folder that cannot be loaded; the message lists every problem."""
+
+
+class Transform(enum.Enum):
+  NONE = "none"
+  LINEAR = "linear"  # torch Linear weight [out, in] -> kernel [in, out]
+  PATCH = "patch"  # Conv with kernel = stride, [out, C, ...] -> matmul kernel [C * ..., out]
+  CONV2D = "conv2d"  # torch Conv2d [out, in, kh, kw] -> nnx.Conv [kh, kw, in, out]
+
+
+def _apply(transform: Transform, x: jax.Array) -> jax.Array:
+  if transform is Transform.LINEAR:
+    return x.T
+  if transform is Transform.PATCH:
+    return x.reshape(x.shape[0], -1).T
+  if transform is Transform.CONV2D:
+    return x.transpose(2, 3, 1, 0)
+  return x
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyTable:
+  """How one architecture's tensor names map to NNX paths.
+
+  Attributes:
+    prefixes: ``(regex, replacement)`` applied in order to each key; the first
+      that matches wins (normalises the in-memory, hub and original layouts).
+    rules: ``(regex, path template, transform)`` on the normalised key; the
+      template uses ``\\1``-style groups and dots, numbers become list indices.
+    ignore: regexes of normalised keys that exist in checkpoints but are not
+      used (they are skipped, not reported).
+  """
+
+  prefixes: Sequence[tuple[str, str]]
+  rules: Sequence[tuple[str, str, Transform]]
+  ignore: Sequence[str] = ()
+
+  def normalise(self, key: str) -> str:
+    for pattern, replacement in self.prefixes:
+      if re.match(pattern, key):
+        return re.sub(pattern, replacement, key, count=1)
+    return key
+
+  def target(self, key: str):
+    """``(path tuple, transform)`` of a normalised key, or None."""
+    for pattern, template, transform in self.rules:
+      m = re.fullmatch(pattern, key)
+      if m:
+        path = m.expand(template).split(".")
+        return tuple(int(p) if p.isdigit() else p for p in path), transform
+    return None
+
+
+def read_config(checkpoint_dir: str) -> dict:
+  path = os.path.join(checkpoint_dir, "config.json")
+  if not os.path.isdir(checkpoint_dir):
+    raise CheckpointError(f"checkpoint folder {checkpoint_dir!r} does not exist")
+  if not os.path.isfile(path):
+    raise CheckpointError(f"{checkpoint_dir!r} has no config.json")
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    raise CheckpointError(f"{path} is not valid JSON: {err}") from err
+
+
+def checkpoint_files(checkpoint_dir: str) -> list[str]:
+  """The safetensors files of a checkpoint (one file, or the shards of an index)."""
+  index = os.path.join(checkpoint_dir, "model.safetensors.index.json")
+  if os.path.isfile(index):
+    try:
+      with open(index, encoding="utf-8") as f:
+        shards = sorted(set(json.load(f)["weight_map"].values()))
+    except (json.JSONDecodeError, KeyError) as err:
+      raise CheckpointError(f"{index} is not a valid safetensors index: {err}") from err
+    missing = [s for s in shards if not os.path.isfile(os.path.join(checkpoint_dir, s))]
+    if missing:
+      raise CheckpointError(f"{checkpoint_dir!r} is missing shards listed in its index: {', '.join(missing)}")
+    return [os.path.join(checkpoint_dir, s) for s in shards]
+  files = sorted(f for f in os.listdir(checkpoint_dir) if f.endswith(".safetensors"))
+  if not files:
+    raise CheckpointError(f"{checkpoint_dir!r} has no .safetensors weights (model.safetensors or an index)")
+  return [os.path.join(checkpoint_dir, f) for f in files]
+
+
+def _set(tree: dict, path: tuple, value) -> None:
+  for p in path[:-1]:
+    tree = tree[p]
+  tree[path[-1]] = value
+
+
+def _get(tree: dict, path: tuple):
+  for p in path:
+    tree = tree[p]
+  return tree
+
+
+def _leaf_paths(tree, prefix=()):
+  if isinstance(tree, dict):
+    for k, v in tree.items():
+      yield from _leaf_paths(v, prefix + (k,))
+  else:
+    yield prefix
+
+
+def load_into(build: Callable[[], nnx.Module], files: Sequence[str], table: KeyTable, dtype) -> nnx.Module:
+  """Builds a model abstractly and fills it from safetensors files.
+
+  Args:
+    build: makes the model (called under ``nnx.eval_shape``: no memory used).
+    files: safetensors files.
+    table: the architecture's :class:`KeyTable`.
+    dtype: the dtype floating-point parameters are stored in.
+
+  Raises:
+    CheckpointError: listing every unexpected, misshapen and missing tensor,
+      and unreadable files.
+  """
+  from safetensors import SafetensorError, safe_open  # pylint: disable=import-outside-toplevel
+
+  graphdef, abstract = nnx.split(nnx.eval_shape(build))
+  values = nnx.to_pure_dict(abstract)
+  assigned: set[tuple] = set()
+  problems: list[str] = []
+  for file in files:
+    try:
+      handle = safe_open(file, framework="flax")
+    except (SafetensorError, OSError, ValueError) as err:
+      problems.append(f"cannot read {os.path.basename(file)}: {err}")
+      continue
+    with handle:
+      for key in handle.keys():
+        name = table.normalise(key)
+        found = table.target(name)
+        if found is None:
+          if not any(re.fullmatch(p, name) for p in table.ignore):
+            problems.append(f"unexpected tensor {key!r}")
+          continue
+        path, transform = found
+        try:
+          expected = _get(values, path)
+        except (KeyError, IndexError, TypeError):
+          problems.append(f"unexpected tensor {key!r} (no parameter {'.'.join(map(str, path))})")
+          continue
+        tensor = _apply(transform, handle.get_tensor(key))
+        if tuple(tensor.shape) != tuple(expected.shape):
+          problems.append(f"misshapen tensor {key!r}: {tuple(tensor.shape)} in the file, "
+                          f"{tuple(expected.shape)} expected")
+          continue
+        if path in assigned:
+          problems.append(f"tensor {key!r} maps to {'.'.join(map(str, path))}, which another tensor already set")
+          continue
+        target_dtype = dtype if jnp.issubdtype(expected.dtype, jnp.floating) else expected.dtype
+        _set(values, path, jnp.asarray(tensor, target_dtype))
+        assigned.add(path)
+  missing = [p for p in _leaf_paths(values) if p not in assigned]
+  problems += [f"missing tensor for {'.'.join(map(str, p))}" for p in missing]
+  if problems:
+    raise CheckpointError(f"cannot load the checkpoint ({len(problems)} problems):\n  " + "\n  ".join(problems))
+  nnx.replace_by_pure_dict(abstract, values)
+  return nnx.merge(graphdef, abstract)

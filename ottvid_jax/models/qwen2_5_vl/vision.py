@@ -1,0 +1,270 @@
+"""Qwen2.5-VL's vision tower in Flax NNX, with the saliency OTT-Vid needs.
+
+HF names: ``patch_embed.proj``, ``blocks[i].{norm1, attn.{qkv, proj}, norm2,
+mlp.{gate,up,down}_proj}``, ``merger.{ln_q, mlp[0], mlp[2]}``. Axes: P patches,
+U = P / 4 merge units, D tower width, E heads, H head dim, G attention segments,
+L segment length.
+
+All geometry (rotary positions, the window permutation, the attention
+segments) is computed on the host with NumPy from ``grid_thw`` held as Python
+ints, so shapes are static under ``jit``. Window and full-attention blocks both
+run as one batched attention over padded segments: no loop over windows and
+no P x P mask.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from ottvid_jax.models import layers
+
+__all__ = ["VisionConfig", "VisionLayout", "VisionTower", "vision_layout"]
+
+GridTHW = tuple[tuple[int, int, int], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class VisionConfig:
+  depth: int
+  hidden_size: int
+  intermediate_size: int
+  num_heads: int
+  out_hidden_size: int
+  fullatt_block_indexes: tuple[int, ...]
+  in_channels: int = 3
+  patch_size: int = 14
+  temporal_patch_size: int = 2
+  spatial_merge_size: int = 2
+  window_size: int = 112
+  rope_theta: float = 10000.0
+  rms_norm_eps: float = 1e-6
+
+  @property
+  def patch_dim(self) -> int:
+    return self.in_channels * self.temporal_patch_size * self.patch_size ** 2
+
+  @property
+  def head_dim(self) -> int:
+    return self.hidden_size // self.num_heads
+
+
+@dataclasses.dataclass(frozen=True)
+class Segments:
+  """Padded attention segments over the permuted patch sequence.
+
+  Attributes:
+    gather: ``int32[G, L]`` patch index of each segment slot (0 for padding).
+    valid: ``bool[G, L]``.
+    scatter: ``int32[P]`` flat slot ``g * L + l`` of each patch.
+  """
+
+  gather: np.ndarray
+  valid: np.ndarray
+  scatter: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class VisionLayout:
+  """Host-side geometry of one call of the tower.
+
+  Attributes:
+    positions: ``int32[P, 2]`` (row, col) of each patch, in the processor's
+      block-major order.
+    window_index: ``int32[U]`` the window permutation of merge units.
+    windows: :class:`Segments` of the window blocks.
+    grids: :class:`Segments` of the full-attention blocks (one per temporal
+      grid).
+  """
+
+  positions: np.ndarray
+  window_index: np.ndarray
+  windows: Segments
+  grids: Segments
+
+
+def _segments(lengths: list[int]) -> Segments:
+  lengths = [n for n in lengths if n > 0]
+  size = max(lengths)
+  starts = np.cumsum([0] + lengths[:-1])
+  slot = np.arange(size)
+  gather = np.where(slot[None] < np.array(lengths)[:, None], starts[:, None] + slot[None], 0)
+  valid = slot[None] < np.array(lengths)[:, None]
+  scatter = np.concatenate([g * size + np.arange(n) for g, n in enumerate(lengths)])
+  return Segments(gather.astype(np.int32), valid, scatter.astype(np.int32))
+
+
+@functools.lru_cache(maxsize=64)
+def vision_layout(grid_thw: GridTHW, merge: int, window_size: int, patch_size: int) -> VisionLayout:
+  """Rotary positions, window permutation and segments for ``grid_thw``.
+
+  Args:
+    grid_thw: per video ``(t, h, w)`` in patches (t temporal grids).
+    merge: the spatial merge size (2).
+    window_size: the window side in pixels (112: 4 x 4 merge units).
+    patch_size: the patch side in pixels (14).
+  """
+  per_window = window_size // merge // patch_size  # merge units per window side
+  positions, window_index, window_lengths, grid_lengths = [], [], [], []
+  offset = 0
+  for t, h, w in grid_thw:
+    if h % merge or w % merge:
+      raise ValueError(f"grid {h}x{w} is not a multiple of the merge size {merge}")
+    rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    block = (h // merge, merge, w // merge, merge)
+    rc = np.stack([rows.reshape(block).transpose(0, 2, 1, 3).reshape(-1),
+                   cols.reshape(block).transpose(0, 2, 1, 3).reshape(-1)], axis=-1)
+    positions.append(np.tile(rc, (t, 1)))
+    uh, uw = h // merge, w // merge
+    units = np.arange(t * uh * uw).reshape(t, uh, uw)
+    for ti in range(t):
+      for wy in range(0, uh, per_window):
+        for wx in range(0, uw, per_window):
+          window = units[ti, wy:wy + per_window, wx:wx + per_window].reshape(-1)
+          window_index.append(window + offset)
+          window_lengths.append(window.size * merge * merge)
+      grid_lengths.append(h * w)
+    offset += t * uh * uw
+  return VisionLayout(
+      positions=np.concatenate(positions).astype(np.int32),
+      window_index=np.concatenate(window_index).astype(np.int32),
+      windows=_segments(window_lengths),
+      grids=_segments(grid_lengths),
+  )
+
+
+class VisionAttention(nnx.Module):
+
+  def __init__(self, config: VisionConfig, *, dtype, param_dtype, rngs: nnx.Rngs):
+    kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    self.qkv = layers.linear(config.hidden_size, 3 * config.hidden_size, bias=True, **kw)
+    self.proj = layers.linear(config.hidden_size, config.hidden_size, bias=True, **kw)
+    self.heads, self.head_dim = config.num_heads, config.head_dim
+
+  def qk_v(self, x, cos, sin):
+    """Rotated queries and keys and the values, each ``[P, E, H]``."""
+    q, k, v = jnp.split(self.qkv(x).reshape(x.shape[0], 3, self.heads, self.head_dim), 3, axis=1)
+    q, k, v = q[:, 0], k[:, 0], v[:, 0]
+    return layers.apply_rotary(q, cos, sin), layers.apply_rotary(k, cos, sin), v
+
+  def __call__(self, x, cos, sin, segments: Segments):
+    q, k, v = self.qk_v(x, cos, sin)  # [P, E, H]
+    gather = jnp.asarray(segments.gather)  # [G, L]
+    mask = jnp.asarray(segments.valid)[:, None, None, :]  # [G, 1, 1, L]
+    out = layers.attention(q[gather], k[gather], v[gather], mask, self.head_dim ** -0.5)  # [G, L, E, H]
+    out = out.reshape(-1, self.heads * self.head_dim)[jnp.asarray(segments.scatter)]  # [P, D]
+    return self.proj(out)
+
+
+class VisionBlock(nnx.Module):
+
+  def __init__(self, config: VisionConfig, *, dtype, param_dtype, rngs: nnx.Rngs):
+    self.norm1 = layers.RMSNorm(config.hidden_size, config.rms_norm_eps, param_dtype=param_dtype)
+    self.norm2 = layers.RMSNorm(config.hidden_size, config.rms_norm_eps, param_dtype=param_dtype)
+    self.attn = VisionAttention(config, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    self.mlp = layers.MLP(config.hidden_size, config.intermediate_size, bias=True, dtype=dtype,
+                          param_dtype=param_dtype, rngs=rngs)
+
+  def __call__(self, x, cos, sin, segments):
+    x = x + self.attn(self.norm1(x), cos, sin, segments)
+    return x + self.mlp(self.norm2(x))
+
+
+class PatchEmbed(nnx.Module):
+  """The Conv3d with kernel = stride as a matmul over flattened (C, T, H, W) patches."""
+
+  def __init__(self, config: VisionConfig, *, dtype, param_dtype, rngs: nnx.Rngs):
+    self.proj = layers.linear(config.patch_dim, config.hidden_size, bias=False, dtype=dtype,
+                              param_dtype=param_dtype, rngs=rngs)
+
+  def __call__(self, pixels):
+    return self.proj(pixels)
+
+
+class PatchMerger(nnx.Module):
+
+  def __init__(self, config: VisionConfig, *, dtype, param_dtype, rngs: nnx.Rngs):
+    width = config.hidden_size * config.spatial_merge_size ** 2
+    kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    self.ln_q = layers.RMSNorm(config.hidden_size, 1e-6, param_dtype=param_dtype)
+    self.mlp = nnx.List([layers.linear(width, width, bias=True, **kw),
+                         layers.linear(width, config.out_hidden_size, bias=True, **kw)])
+    self.width = width
+
+  def __call__(self, x):
+    x = self.ln_q(x).reshape(-1, self.width)  # [U, 4D]
+    return self.mlp[1](jax.nn.gelu(self.mlp[0](x), approximate=False))
+
+
+class VisionTower(nnx.Module):
+  """Pixels ``[P, 1176]`` to LLM-input video tokens ``[U, out]`` plus saliency."""
+
+  def __init__(self, config: VisionConfig, *, dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs):
+    self.config = config
+    kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    self.patch_embed = PatchEmbed(config, **kw)
+    self.blocks = nnx.List([VisionBlock(config, **kw) for _ in range(config.depth)])
+    self.merger = PatchMerger(config, **kw)
+
+  def rotary(self, positions: np.ndarray) -> tuple[jax.Array, jax.Array]:
+    hd = self.config.head_dim
+    inv_freq = 1.0 / (self.config.rope_theta ** (np.arange(0, hd // 2, 2, dtype=np.float32) / (hd // 2)))
+    angles = (positions[..., None].astype(np.float32) * inv_freq).reshape(positions.shape[0], -1)  # [P, H/2]
+    angles = jnp.asarray(np.concatenate([angles, angles], axis=-1))  # [P, H]
+    return jnp.cos(angles), jnp.sin(angles)
+
+  def __call__(self, pixels: jax.Array, grid_thw: GridTHW, *, saliency: bool = True):
+    """Encodes video patches.
+
+    Args:
+      pixels: ``[P, C * 2 * 14 * 14]`` patches in the processor's order.
+      grid_thw: per video ``(t, h, w)``, static Python ints.
+      saliency: also return the received attention of the last block.
+
+    Returns:
+      ``(tokens [U, out], saliency [U] or None)``, both in raster order
+      ``(video, t, h/2, w/2)``. The saliency is the last block's softmax
+      attention inside each temporal grid (its full-attention span), averaged
+      over heads and queries, then over each 2 x 2 merge unit, in float32.
+    """
+    cfg = self.config
+    layout = vision_layout(tuple(tuple(int(v) for v in g) for g in grid_thw), cfg.spatial_merge_size,
+                           cfg.window_size, cfg.patch_size)
+    unit = cfg.spatial_merge_size ** 2
+    order = jnp.asarray((layout.window_index[:, None] * unit + np.arange(unit)).reshape(-1))  # [P] permutation
+    x = self.patch_embed(pixels)[order]  # [P, D] window order
+    cos, sin = self.rotary(layout.positions)
+    cos, sin = cos[order], sin[order]
+    last = None
+    for i, block in enumerate(self.blocks):
+      segments = layout.grids if i in cfg.fullatt_block_indexes else layout.windows
+      if saliency and i == len(self.blocks) - 1:
+        last = self._received_attention(block, x, cos, sin, layout.grids)
+      x = block(x, cos, sin, segments)
+    restore = jnp.asarray(np.argsort(layout.window_index))
+    tokens = self.merger(x)[restore]  # [U, out]
+    if last is not None:
+      last = last.reshape(-1, unit).mean(axis=-1)[restore]  # [U]
+    return tokens, last
+
+  def _received_attention(self, block: VisionBlock, x, cos, sin, grids: Segments) -> jax.Array:
+    """``[P]`` mean attention each patch receives in ``block``, per temporal grid."""
+    q, k, _ = block.attn.qk_v(block.norm1(x), cos, sin)  # [P, E, H]
+    gather = jnp.asarray(grids.gather)  # [G, L]
+    valid = jnp.asarray(grids.valid)  # [G, L]
+    scale = block.attn.head_dim ** -0.5
+
+    def one_grid(args):
+      idx, ok = args
+      logits = jnp.einsum("qeh,keh->eqk", q[idx], k[idx], preferred_element_type=jnp.float32) * scale
+      probs = jax.nn.softmax(jnp.where(ok[None, None, :], logits, -jnp.inf), axis=-1)  # [E, L, L]
+      weights = ok.astype(jnp.float32) / jnp.sum(ok)  # mean over the real queries
+      return jnp.einsum("eqk,q->k", probs, weights) / probs.shape[0]  # [L]
+
+    received = jax.lax.map(one_grid, (gather, valid))  # [G, L], one grid at a time (bounded memory)
+    return received.reshape(-1)[jnp.asarray(grids.scatter)]
