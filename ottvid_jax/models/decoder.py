@@ -40,6 +40,7 @@ class DecoderConfig:
   rms_norm_eps: float = 1e-6
   mrope_section: Optional[tuple[int, ...]] = None
   head_dim: Optional[int] = None
+  max_position_embeddings: int = 32768
 
   @property
   def head_size(self) -> int:

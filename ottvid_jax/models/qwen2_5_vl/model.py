@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from ottvid_jax import compressor
 from ottvid_jax.models import layers
 from ottvid_jax.models.decoder import Decoder, DecoderConfig, KVCache
 from ottvid_jax.models.qwen2_5_vl.vision import GridTHW, VisionConfig, VisionTower
@@ -62,7 +63,8 @@ class Qwen2_5_VLConfig:
         vocab_size=t["vocab_size"], hidden_size=t["hidden_size"], intermediate_size=t["intermediate_size"],
         num_hidden_layers=t["num_hidden_layers"], num_attention_heads=t["num_attention_heads"],
         num_key_value_heads=t["num_key_value_heads"], rope_theta=float(theta),
-        rms_norm_eps=t.get("rms_norm_eps", 1e-6), mrope_section=tuple(section), head_dim=t.get("head_dim"))
+        rms_norm_eps=t.get("rms_norm_eps", 1e-6), mrope_section=tuple(section), head_dim=t.get("head_dim"),
+        max_position_embeddings=t.get("max_position_embeddings", 128000))
     if vision.out_hidden_size != text.hidden_size:
       raise ValueError(f"vision out_hidden_size {vision.out_hidden_size} != text hidden_size {text.hidden_size}")
     eos = cfg.get("eos_token_id", t.get("eos_token_id", 151645))
@@ -82,7 +84,7 @@ class Qwen2_5_VLConfig:
                             fullatt_block_indexes=(7, 15, 23, 31)),
         text=DecoderConfig(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
                            num_attention_heads=28, num_key_value_heads=4, rope_theta=1e6,
-                           mrope_section=(16, 24, 24)))
+                           mrope_section=(16, 24, 24), max_position_embeddings=128000))
 
 
 def static_grid(video_grid_thw: Any) -> GridTHW:
@@ -203,6 +205,70 @@ class Qwen2_5_VL(nnx.Module):
     hidden, cache = self.language_model(self.embed(input_ids, video), position_ids, attention_mask, cache,
                                         cache_index)
     return self.logits(hidden), cache
+
+  def video_slots(self, video_grid_thw: GridTHW, compression: Optional[compressor.OTTVidConfig]) -> tuple[int, ...]:
+    """Per video, the number of LLM slots its tokens take (static)."""
+    merge = self.config.vision.spatial_merge_size
+    sizes = []
+    for t, h, w in video_grid_thw:
+      n = (h // merge) * (w // merge)
+      sizes.append(t * n if compression is None else compressor.budget(compression, t, n).slots)
+    return tuple(sizes)
+
+  def prefill_inputs(
+      self,
+      input_ids: jax.Array,
+      position_ids: jax.Array,
+      pixel_values_videos: jax.Array,
+      video_grid_thw: GridTHW,
+      text_source: jax.Array,
+      video_source: jax.Array,
+      run_start: jax.Array,
+      compression: Optional[compressor.OTTVidConfig] = None,
+  ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The LLM input of a (compressed) prefill: ``(embeds [B, S', D], positions [3, B, S'], mask [B, S'])``.
+
+    Args:
+      input_ids: ``[B, S]`` with the video placeholders.
+      position_ids: ``[3, B, S]`` uncompressed ids (:func:`rope_index`).
+      pixel_values_videos: ``[P, 1176]``.
+      video_grid_thw: static grids.
+      text_source, video_source, run_start: a :class:`SequencePlan`'s arrays.
+      compression: OTT-Vid's config, or None for the plain path.
+
+    Survivors keep the (t, h, w) ids of their anchor token, text keeps its
+    uncompressed ids, padding slots are masked out.
+    """
+    b, s = input_ids.shape
+    merge = self.config.vision.spatial_merge_size
+    video, saliency = self.visual(pixel_values_videos, video_grid_thw, saliency=compression is not None)
+    tokens, index, valid, offset = [], [], [], 0
+    for t, h, w in video_grid_thw:
+      gh, gw = h // merge, w // merge
+      n = t * gh * gw
+      feats = video[offset:offset + n]
+      if compression is None:
+        tokens.append(feats)
+        index.append(jnp.arange(n, dtype=jnp.int32))
+        valid.append(jnp.ones((n,), bool))
+      else:
+        out = compressor.compress(feats.reshape(t, gh * gw, -1), saliency[offset:offset + n].reshape(t, gh * gw),
+                                  compression, grid_hw=(gh, gw))
+        tokens.append(out.tokens)
+        index.append(jnp.maximum(out.index, 0))
+        valid.append(out.valid)
+      offset += n
+    tokens, index, valid = (jnp.concatenate(x) for x in (tokens, index, valid))
+    text_embeds = self.language_model.embed_tokens(input_ids).reshape(b * s, -1)  # [B*S, D]
+    flat_positions = position_ids.reshape(3, b * s)
+    is_text, is_video = text_source >= 0, video_source >= 0
+    t_src, v_src = jnp.maximum(text_source, 0), jnp.maximum(video_source, 0)  # [B, S']
+    embeds = jnp.where(is_text[..., None], text_embeds[t_src],
+                       jnp.where(is_video[..., None], tokens[v_src].astype(text_embeds.dtype), 0))
+    video_positions = flat_positions[:, run_start + index]  # [3, V]
+    positions = jnp.where(is_text, flat_positions[:, t_src], jnp.where(is_video, video_positions[:, v_src], 0))
+    mask = is_text | (is_video & valid[v_src])
+    return embeds, positions, mask
 
   def __call__(
       self,

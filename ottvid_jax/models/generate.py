@@ -1,0 +1,143 @@
+"""Jitted prefill and decode with a preallocated KV cache; greedy and sampling.
+
+Works for any backbone that has ``language_model`` (a :class:`Decoder`) and
+``logits(hidden)``. The model is split once (``nnx.split``) and the steps are
+pure functions of ``(state, ...)`` under ``jax.jit``; the decode step donates
+the cache so that XLA updates it in place. Axes: B batch, S' prefill length,
+C cache slots, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from typing import Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from ottvid_jax.models.decoder import KVCache
+
+__all__ = ["Generator", "SamplingConfig", "sample"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingConfig:
+  """``temperature == 0`` is greedy decoding; otherwise nucleus sampling."""
+
+  max_new_tokens: int = 64
+  temperature: float = 0.0
+  top_p: float = 1.0
+  seed: int = 0
+
+  def __post_init__(self):
+    if self.max_new_tokens < 1:
+      raise ValueError(f"max_new_tokens must be positive, got {self.max_new_tokens}")
+    if self.temperature < 0 or not 0 < self.top_p <= 1:
+      raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}")
+
+
+def sample(logits: jax.Array, key: jax.Array, temperature: float, top_p: float) -> jax.Array:
+  """Next tokens ``[B]`` from logits ``[B, V]`` (static temperature and top_p)."""
+  if temperature == 0.0:
+    return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+  logits = logits.astype(jnp.float32) / temperature
+  if top_p < 1.0:
+    order = jnp.argsort(-logits, axis=-1)
+    sorted_logits = jnp.take_along_axis(logits, order, axis=-1)
+    cumulative = jnp.cumsum(jax.nn.softmax(sorted_logits, axis=-1), axis=-1)
+    keep_sorted = cumulative - jax.nn.softmax(sorted_logits, axis=-1) < top_p  # the first token always stays
+    keep = jnp.zeros_like(keep_sorted).at[jnp.arange(logits.shape[0])[:, None], order].set(keep_sorted)
+    logits = jnp.where(keep, logits, -jnp.inf)
+  return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
+
+
+def _prefill(graphdef, state, embeds, positions, mask, slots: int):
+  model = nnx.merge(graphdef, state)
+  b, s, _ = embeds.shape
+  cache = KVCache.zeros(model.language_model.config, b, slots, embeds.dtype)
+  kv_mask = jnp.ones((b, slots), bool).at[:, :s].set(mask)  # slots after the prefill: masked by causality
+  hidden, cache = model.language_model(embeds, positions, kv_mask, cache, 0)
+  logits = model.logits(hidden[:, -1])  # [B, V]: rows are left-padded, the last slot is real
+  top = positions if positions.ndim == 2 else jnp.max(positions, axis=0)  # [B, S']
+  delta = jnp.max(jnp.where(mask, top, -1), axis=-1) + 1 - s  # [B]: position = slot + delta
+  return logits, cache, kv_mask, delta
+
+
+def _step(graphdef, state, cache, kv_mask, token, index, delta, mrope: bool):
+  model = nnx.merge(graphdef, state)
+  position = (index + delta)[:, None]  # [B, 1]
+  positions = jnp.broadcast_to(position[None], (3,) + position.shape) if mrope else position
+  embeds = model.language_model.embed_tokens(token[:, None])  # [B, 1, D]
+  hidden, cache = model.language_model(embeds, positions, kv_mask, cache, index)
+  return model.logits(hidden[:, 0]), cache
+
+
+class Generator:
+  """Prefill and decode for one model; compiled functions are cached per shape."""
+
+  def __init__(self, model: nnx.Module):
+    self.graphdef, self.state = nnx.split(model)
+    self.config = model.language_model.config
+    self._prefill = jax.jit(functools.partial(_prefill, self.graphdef), static_argnames="slots")
+    self._step = jax.jit(functools.partial(_step, self.graphdef), static_argnames="mrope", donate_argnums=(1,))
+    self._sample = jax.jit(sample, static_argnums=(2, 3))
+
+  def prefill(self, embeds, positions, mask, slots: int):
+    """``(last logits [B, V], cache, kv mask [B, C], delta [B])``."""
+    return self._prefill(self.state, embeds, positions, mask, slots=slots)
+
+  def step(self, cache, kv_mask, token, index, delta, mrope: bool):
+    """One decode step: ``(logits [B, V], cache)``; the cache argument is donated."""
+    return self._step(self.state, cache, kv_mask, token, jnp.asarray(index, jnp.int32), delta, mrope=mrope)
+
+  def generate(self, embeds, positions, mask, sampling: SamplingConfig, eos_token_ids: Sequence[int],
+               progress: Optional[object] = None) -> tuple[np.ndarray, dict]:
+    """Decodes up to ``sampling.max_new_tokens`` tokens after a prefill.
+
+    Args:
+      embeds, positions, mask: the LLM input (``[B, S', D]``, ``[3, B, S']`` or
+        ``[B, S']``, ``[B, S']``).
+      sampling: a :class:`SamplingConfig`.
+      eos_token_ids: generation stops for a row at any of these.
+      progress: a ``rich.progress.Progress`` to report to, or None.
+
+    Returns:
+      ``(tokens int32[B, n], timings)``; after a row's EOS its tokens repeat the
+      EOS id; ``n`` stops early when every row has finished.
+    """
+    length = embeds.shape[1]
+    if length + sampling.max_new_tokens > self.config.max_position_embeddings:
+      raise ValueError(f"the prompt ({length} tokens) plus {sampling.max_new_tokens} new tokens exceeds the "
+                       f"model's context of {self.config.max_position_embeddings} tokens")
+    mrope = positions.ndim == 3
+    key = jax.random.key(sampling.seed)
+    start = time.perf_counter()
+    logits, cache, kv_mask, delta = self.prefill(embeds, positions, mask, slots=length + sampling.max_new_tokens)
+    key, sub = jax.random.split(key)
+    token = self._sample(logits, sub, sampling.temperature, sampling.top_p)
+    token.block_until_ready()
+    timings = {"prefill_s": time.perf_counter() - start, "first_token_at": time.perf_counter()}
+    eos = np.asarray(list(eos_token_ids), np.int32)
+    out = [np.asarray(token)]
+    finished = np.isin(out[0], eos)
+    task = progress.add_task("decoding", total=sampling.max_new_tokens) if progress is not None else None
+    start = time.perf_counter()
+    for i in range(1, sampling.max_new_tokens):
+      if finished.all():
+        break
+      logits, cache = self.step(cache, kv_mask, token, length + i - 1, delta, mrope)
+      key, sub = jax.random.split(key)
+      token = self._sample(logits, sub, sampling.temperature, sampling.top_p)
+      host = np.asarray(token)
+      host = np.where(finished, out[-1], host)  # finished rows keep repeating their EOS
+      finished |= np.isin(host, eos)
+      out.append(host)
+      if task is not None:
+        progress.update(task, advance=1)
+    timings["decode_s"] = time.perf_counter() - start
+    timings["new_tokens"] = len(out)
+    return np.stack(out, axis=1), timings
