@@ -72,6 +72,28 @@ def _compress_by_stage(features, saliency, config: ov.OTTVidConfig, grid_hw):
   return out, sizes, timings
 
 
+PIXEL_FEATURES = "pixel features (no model): 4x4 mean colours of each 2x28x28 patch; saliency = contrast + motion"
+
+
+def _checkpoint_tokens(checkpoint: str, frames: np.ndarray):
+  """Video tokens and saliency from a checkpoint's vision tower (Qwen2.5-VL's grid)."""
+  from ottvid_jax import answer  # pylint: disable=import-outside-toplevel
+  from ottvid_jax.models.qwen2_5_vl.processing import preprocess_video  # pylint: disable=import-outside-toplevel
+
+  model, processor, _ = answer.load_backbone(checkpoint)
+  pixels_, (t, h, w) = preprocess_video(frames, min_pixels=processor.min_pixels, max_pixels=processor.max_pixels,
+                                        mean=processor.mean, std=processor.std)
+  merge = model.config.vision.spatial_merge_size
+  tower = jax.jit(lambda p: model.visual(p, ((t, h, w),)))
+  tokens, saliency = tower(jax.numpy.asarray(pixels_, model.language_model.embed_tokens.embedding.dtype))
+  gh, gw = h // merge, w // merge
+  shown = video_lib.resize_frames(frames, h * 14, w * 14)
+  if len(shown) % 2:
+    shown = np.concatenate([shown, shown[-1:]])
+  return (np.asarray(tokens, np.float32).reshape(t, gh * gw, -1), np.asarray(saliency).reshape(t, gh * gw),
+          (gh, gw), shown)
+
+
 def _colour(slot: int) -> tuple[int, int, int]:
   r, g, b = colorsys.hsv_to_rgb((slot * 0.61803398875) % 1.0, 0.85, 1.0)
   return int(r * 255), int(g * 255), int(b * 255)
@@ -198,8 +220,6 @@ def run_demo(
     raise ValueError(f"retention must lie in (0, 1], got {retention}")
   if not isinstance(frames, int) or frames < 2:
     raise ValueError(f"frames must be an int >= 2 (two frames make one token grid), got {frames}")
-  if checkpoint is not None:
-    raise ValueError("--checkpoint needs a ported backbone; this version computes pixel features only")
   config = ov.OTTVidConfig(retention=float(retention))
   if video is None:
     path, credit = video_lib.sample_clip("bigbuckbunny")
@@ -213,19 +233,26 @@ def run_demo(
     height, width = video_lib.smart_resize(*clip.frames.shape[1:3])
     resized = video_lib.resize_frames(clip.frames, height, width)
     decode_s = time.perf_counter() - start
-    progress.update(task, advance=1, description="pixel features")
     start = time.perf_counter()
-    features, saliency, grid_hw = pixels.pixel_tokens(resized)
+    if checkpoint is None:
+      progress.update(task, advance=1, description="pixel features")
+      features, saliency, grid_hw = pixels.pixel_tokens(resized)
+      described = PIXEL_FEATURES
+    else:
+      progress.update(task, advance=1, description="vision tower")
+      features, saliency, grid_hw, resized = _checkpoint_tokens(checkpoint, clip.frames)
+      described = f"vision features and last-block saliency of {os.path.basename(os.path.normpath(checkpoint))}"
     feature_s = time.perf_counter() - start
     progress.update(task, advance=1, description="compressing (compiling each stage)")
     result, sizes, timings = _compress_by_stage(features, saliency, config, grid_hw)
     progress.update(task, advance=1, description="drawing")
-    summary = _summary(result, sizes, config, clip, credit, grid_hw, (height, width))
+    summary = _summary(result, sizes, config, clip, credit, grid_hw, resized.shape[1:3], described)
     summary["timings_ms"] = {"decode + resize": (1e3 * decode_s, 1e3 * decode_s),
-                             "pixel features": (1e3 * feature_s, 1e3 * feature_s),
+                             "features": (1e3 * feature_s, 1e3 * feature_s),
                              **{k: (1e3 * a, 1e3 * b) for k, (a, b) in timings.items()}}
     title = (f"OTT-Vid at r = {retention:g}: {summary['tokens']['input']} -> {summary['tokens']['output']} tokens "
-             f"({100 * summary['ratio']:.1f}%), {sizes.frames} grids of {grid_hw[0]}x{grid_hw[1]}, pixel features")
+             f"({100 * summary['ratio']:.1f}%), {sizes.frames} grids of {grid_hw[0]}x{grid_hw[1]}, "
+             f"{'pixel features' if checkpoint is None else 'model features'}")
     picture = _draw(resized[::2], result, grid_hw, title, credit)
     progress.update(task, advance=1)
 
@@ -239,16 +266,16 @@ def run_demo(
   return DemoResult(os.path.join(out, PICTURE), os.path.join(out, SUMMARY), summary)
 
 
-def _summary(result, sizes, config, clip, credit, grid_hw, size_hw) -> dict:
+def _summary(result, sizes, config, clip, credit, grid_hw, size_hw, described) -> dict:
   dg = jax.tree_util.tree_map(np.asarray, result.diagnostics)
   valid = int(np.asarray(result.valid).sum())
   merged = dg.accepted & ~dg.pruned
   return {
       "video": clip.path,
       "credit": credit,
-      "features": "pixel features (no model): 4x4 mean colours of each 2x28x28 patch; saliency = contrast + motion",
+      "features": described,
       "frames_sampled": [int(i) for i in clip.indices],
-      "frame_size": list(size_hw),
+      "frame_size": [int(v) for v in size_hw],
       "grid": [sizes.frames, *grid_hw],
       "config": {"retention": config.retention, "temporal_share": config.temporal_share,
                  "mass_tau": float(config.mass_tau), "budget_tau": float(config.budget_tau),

@@ -6,6 +6,13 @@ import pytest
 
 jax.config.update("jax_default_matmul_precision", "highest")
 
+# transformers imports torchvision when it is installed; the PyPI wheel beside a
+# CPU-only torch fails to register its compiled ops, so import its Python parts
+# first (see tests/hf_tiny.py).
+from tests import hf_tiny  # noqa: E402
+
+hf_tiny.import_torchvision()
+
 
 def make_video(seed: int, frames: int, height: int, width: int, dim: int, motion: float = 0.6):
   """Features with temporal redundancy (a shared base plus per-frame noise) and saliency."""

@@ -131,7 +131,8 @@ def generate(
   args, grid, plan = prepare_prefill(model, batch, compression)
   embeds, positions, mask = build(generator.state, *args, grid=grid)
   tokens, timings = generator.generate(embeds, positions, mask, sampling,
-                                       eos_token_ids or model.config.eos_token_ids, progress)
+                                       model.config.eos_token_ids if eos_token_ids is None else eos_token_ids,
+                                       progress)
   timings["first_token_s"] = timings.pop("first_token_at") - start  # host prep + vision + OTT-Vid + LLM prefill
   timings["total_s"] = time.perf_counter() - start
   mask_np = np.asarray(mask)
