@@ -107,20 +107,26 @@ class Attention(nnx.Module):
     self.o_proj = layers.linear(n * hd, d, bias=False, **kw)
     self.heads, self.kv_heads, self.head_dim = n, kv, hd
 
-  def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=None):
+  def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=0):
+    """``mask``: ``[B, 1, T, T]`` (or None: plain causal) when ``cache_index`` is the
+    Python int 0 (a prefill: attention over the new tokens only), else
+    ``[B, 1, T, S]`` over the cache slots (decoding)."""
     b, t, _ = x.shape
     q = self.q_proj(x).reshape(b, t, self.heads, self.head_dim)  # [B, T, N, H]
     k = self.k_proj(x).reshape(b, t, self.kv_heads, self.head_dim)  # [B, T, K, H]
     v = self.v_proj(x).reshape(b, t, self.kv_heads, self.head_dim)
     q = layers.apply_rotary(q, cos, sin)
     k = layers.apply_rotary(k, cos, sin)
-    if cache_kv is not None:  # write the new keys at cache_index, attend over all slots
+    prefill = isinstance(cache_index, int) and cache_index == 0
+    if cache_kv is not None:  # write the new keys at cache_index
       ck, cv = cache_kv
       ck = jax.lax.dynamic_update_slice(ck, k.astype(ck.dtype), (0, cache_index, 0, 0))  # [B, S, K, H]
       cv = jax.lax.dynamic_update_slice(cv, v.astype(cv.dtype), (0, cache_index, 0, 0))
-      k, v, cache_kv = ck, cv, (ck, cv)
-    out = layers.attention(q, k.astype(q.dtype), v.astype(q.dtype), mask, self.head_dim ** -0.5)  # [B, T, N, H]
-    return self.o_proj(out.reshape(b, t, -1)), cache_kv
+      cache_kv = (ck, cv)
+      if not prefill:  # decoding attends over every slot written so far
+        k, v = ck.astype(q.dtype), cv.astype(q.dtype)
+    out = layers.attention(q, k, v, mask, self.head_dim ** -0.5, is_causal=prefill and mask is None)
+    return self.o_proj(out.reshape(b, t, -1)), cache_kv  # out: [B, T, N, H]
 
 
 class DecoderLayer(nnx.Module):
@@ -132,7 +138,7 @@ class DecoderLayer(nnx.Module):
     self.mlp = layers.MLP(config.hidden_size, config.intermediate_size, bias=False, dtype=dtype,
                           param_dtype=param_dtype, rngs=rngs)
 
-  def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=None):
+  def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=0):
     h, cache_kv = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache_kv, cache_index)
     x = x + h
     return x + self.mlp(self.post_attention_layernorm(x)), cache_kv
@@ -153,7 +159,7 @@ class Decoder(nnx.Module):
       self,
       embeds: jax.Array,
       positions: jax.Array,
-      attention_mask: jax.Array,
+      attention_mask: Optional[jax.Array],
       cache: Optional[KVCache] = None,
       cache_index: jax.Array | int = 0,
   ) -> tuple[jax.Array, Optional[KVCache]]:
@@ -162,24 +168,29 @@ class Decoder(nnx.Module):
     Args:
       embeds: ``[B, T, D]`` input embeddings.
       positions: ``[3, B, T]`` M-RoPE ids or ``[B, T]`` 1-D ids.
-      attention_mask: ``[B, T]`` without a cache, ``[B, S]`` over the cache
-        slots with one (True: a real token, False: padding).
+      attention_mask: ``[B, T]`` for a prefill (``cache_index`` the Python int
+        0), ``[B, S]`` over the cache slots when decoding (True: a real token,
+        False: padding); None means no padding, which lets a prefill use
+        plain causal attention (cuDNN flash attention on GPUs).
       cache: the :class:`KVCache`; the T new keys are written at
-        ``cache_index`` and attention covers slots ``<= cache_index + i``.
-      cache_index: the first slot of the new tokens (traced scalar).
+        ``cache_index``; decoding attends over slots ``<= cache_index + i``.
+      cache_index: 0 (a Python int) for a prefill, else the traced slot of
+        the first new token.
 
     Returns:
       ``([B, T, D]`` final hidden states, the updated cache or None).
     """
     b, t, _ = embeds.shape
     cos, sin = rope_tables(self.config, positions)
-    if cache is None:
-      keys = jnp.arange(t)
+    prefill = isinstance(cache_index, int) and cache_index == 0
+    if prefill and attention_mask is None:
+      mask = None  # plain causal
     else:
-      keys = jnp.arange(cache.slots)
-    query_slots = cache_index + jnp.arange(t)
-    causal = keys[None, :] <= query_slots[:, None]  # [T, S]
-    mask = causal[None, None] & attention_mask.astype(bool)[:, None, None, :]  # [B, 1, T, S]
+      keys = jnp.arange(t if prefill else cache.slots)
+      causal = keys[None, :] <= (cache_index + jnp.arange(t))[:, None]  # [T, T or S]
+      mask = causal[None, None]
+      if attention_mask is not None:
+        mask = mask & attention_mask.astype(bool)[:, None, None, :]  # [B, 1, T, T or S]
     x = embeds
     new_k, new_v = [], []
     for i, layer in enumerate(self.layers):

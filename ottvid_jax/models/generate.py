@@ -55,12 +55,12 @@ def sample(logits: jax.Array, key: jax.Array, temperature: float, top_p: float) 
   return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
 
 
-def _prefill(graphdef, state, embeds, positions, mask, slots: int):
+def _prefill(graphdef, state, embeds, positions, mask, slots: int, dense: bool):
   model = nnx.merge(graphdef, state)
   b, s, _ = embeds.shape
   cache = KVCache.zeros(model.language_model.config, b, slots, embeds.dtype)
   kv_mask = jnp.ones((b, slots), bool).at[:, :s].set(mask)  # slots after the prefill: masked by causality
-  hidden, cache = model.language_model(embeds, positions, kv_mask, cache, 0)
+  hidden, cache = model.language_model(embeds, positions, None if dense else mask, cache, 0)
   logits = model.logits(hidden[:, -1])  # [B, V]: rows are left-padded, the last slot is real
   top = positions if positions.ndim == 2 else jnp.max(positions, axis=0)  # [B, S']
   delta = jnp.max(jnp.where(mask, top, -1), axis=-1) + 1 - s  # [B]: position = slot + delta
@@ -82,20 +82,24 @@ class Generator:
   def __init__(self, model: nnx.Module):
     self.graphdef, self.state = nnx.split(model)
     self.config = model.language_model.config
-    self._prefill = jax.jit(functools.partial(_prefill, self.graphdef), static_argnames="slots")
+    self._prefill = jax.jit(functools.partial(_prefill, self.graphdef), static_argnames=("slots", "dense"))
     self._step = jax.jit(functools.partial(_step, self.graphdef), static_argnames="mrope", donate_argnums=(1,))
     self._sample = jax.jit(sample, static_argnums=(2, 3))
 
-  def prefill(self, embeds, positions, mask, slots: int):
-    """``(last logits [B, V], cache, kv mask [B, C], delta [B])``."""
-    return self._prefill(self.state, embeds, positions, mask, slots=slots)
+  def prefill(self, embeds, positions, mask, slots: int, dense: bool = False):
+    """``(last logits [B, V], cache, kv mask [B, C], delta [B])``.
+
+    ``dense``: the caller knows that ``mask`` is all True (no padding), so the
+    prefill runs plain causal attention.
+    """
+    return self._prefill(self.state, embeds, positions, mask, slots=slots, dense=dense)
 
   def step(self, cache, kv_mask, token, index, delta, mrope: bool):
     """One decode step: ``(logits [B, V], cache)``; the cache argument is donated."""
     return self._step(self.state, cache, kv_mask, token, jnp.asarray(index, jnp.int32), delta, mrope=mrope)
 
   def generate(self, embeds, positions, mask, sampling: SamplingConfig, eos_token_ids: Sequence[int],
-               progress: Optional[object] = None) -> tuple[np.ndarray, dict]:
+               progress: Optional[object] = None, dense: bool = False) -> tuple[np.ndarray, dict]:
     """Decodes up to ``sampling.max_new_tokens`` tokens after a prefill.
 
     Args:
@@ -104,6 +108,7 @@ class Generator:
       sampling: a :class:`SamplingConfig`.
       eos_token_ids: generation stops for a row at any of these.
       progress: a ``rich.progress.Progress`` to report to, or None.
+      dense: ``mask`` is known to be all True (see :meth:`prefill`).
 
     Returns:
       ``(tokens int32[B, n], timings)``; after a row's EOS its tokens repeat the
@@ -116,7 +121,7 @@ class Generator:
     mrope = positions.ndim == 3
     key = jax.random.key(sampling.seed)
     start = time.perf_counter()
-    logits, cache, kv_mask, delta = self.prefill(embeds, positions, mask, slots=length + sampling.max_new_tokens)
+    logits, cache, kv_mask, delta = self.prefill(embeds, positions, mask, length + sampling.max_new_tokens, dense)
     key, sub = jax.random.split(key)
     token = self._sample(logits, sub, sampling.temperature, sampling.top_p)
     token.block_until_ready()

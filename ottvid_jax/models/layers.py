@@ -54,7 +54,8 @@ def apply_rotary(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
   return x * cos + rotate_half(x) * sin
 
 
-def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array | None, scale: float) -> jax.Array:
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array | None, scale: float,
+              is_causal: bool = False) -> jax.Array:
   """Softmax attention, grouped-query when K < N heads.
 
   Args:
@@ -63,9 +64,10 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array | None, 
     v: ``[B, S, K, H]`` values.
     mask: boolean, broadcastable to ``[B, N, T, S]`` (True: attend), or None.
     scale: the logit scale, usually ``H ** -0.5``.
+    is_causal: apply a causal mask (T = S); lets cuDNN skip the masked half.
 
   Returns:
     ``[B, T, N, H]``. ``jax.nn.dot_product_attention`` picks cuDNN flash
     attention on GPUs where it applies and XLA elsewhere.
   """
-  return jax.nn.dot_product_attention(q, k, v, mask=mask, scale=scale)
+  return jax.nn.dot_product_attention(q, k, v, mask=mask, scale=scale, is_causal=is_causal)

@@ -130,9 +130,11 @@ def generate(
   start = time.perf_counter()
   args, grid, plan = prepare_prefill(model, batch, compression)
   embeds, positions, mask = build(generator.state, *args, grid=grid)
+  # OTT-Vid's survivors always fill their slots, so the only padding is a batch's left padding.
+  dense = bool(((plan.text >= 0) | (plan.video >= 0)).all())
   tokens, timings = generator.generate(embeds, positions, mask, sampling,
                                        model.config.eos_token_ids if eos_token_ids is None else eos_token_ids,
-                                       progress)
+                                       progress, dense)
   timings["first_token_s"] = timings.pop("first_token_at") - start  # host prep + vision + OTT-Vid + LLM prefill
   timings["total_s"] = time.perf_counter() - start
   mask_np = np.asarray(mask)

@@ -155,7 +155,8 @@ class VisionAttention(nnx.Module):
   def __call__(self, x, cos, sin, segments: Segments):
     q, k, v = self.qk_v(x, cos, sin)  # [P, E, H]
     gather = jnp.asarray(segments.gather)  # [G, L]
-    mask = jnp.asarray(segments.valid)[:, None, None, :]  # [G, 1, 1, L]
+    # Equal segments need no mask (and then run as cuDNN flash attention on GPUs).
+    mask = None if segments.valid.all() else jnp.asarray(segments.valid)[:, None, None, :]  # [G, 1, 1, L]
     out = layers.attention(q[gather], k[gather], v[gather], mask, self.head_dim ** -0.5)  # [G, L, E, H]
     out = out.reshape(-1, self.heads * self.head_dim)[jnp.asarray(segments.scatter)]  # [P, D]
     return self.proj(out)
