@@ -1,8 +1,9 @@
 """The Qwen2 decoder, shared by Qwen2.5-VL (M-RoPE) and LLaVA (1-D RoPE).
 
 Names follow HF's ``Qwen2Model``: ``embed_tokens``, ``layers[i].{input_layernorm,
-self_attn.{q,k,v,o}_proj, post_attention_layernorm, mlp.{gate,up,down}_proj}``,
-``norm``. Axes: B batch, T new tokens, S cache slots, N query heads, K key/value
+self_attn.{qkv,o}_proj, post_attention_layernorm, mlp.{gate_up,down}_proj}``,
+``norm``, except that q, k, v and gate, up are fused into one projection each
+(fewer, larger matmuls; one read of the activations when decoding). Axes: B batch, T new tokens, S cache slots, N query heads, K key/value
 heads, H head dim, D model width.
 """
 
@@ -101,9 +102,7 @@ class Attention(nnx.Module):
     d, hd = config.hidden_size, config.head_size
     n, kv = config.num_attention_heads, config.num_key_value_heads
     kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-    self.q_proj = layers.linear(d, n * hd, bias=True, **kw)
-    self.k_proj = layers.linear(d, kv * hd, bias=True, **kw)
-    self.v_proj = layers.linear(d, kv * hd, bias=True, **kw)
+    self.qkv_proj = layers.linear(d, (n + 2 * kv) * hd, bias=True, **kw)  # HF's q_proj | k_proj | v_proj
     self.o_proj = layers.linear(n * hd, d, bias=False, **kw)
     self.heads, self.kv_heads, self.head_dim = n, kv, hd
 
@@ -112,9 +111,10 @@ class Attention(nnx.Module):
     Python int 0 (a prefill: attention over the new tokens only), else
     ``[B, 1, T, S]`` over the cache slots (decoding)."""
     b, t, _ = x.shape
-    q = self.q_proj(x).reshape(b, t, self.heads, self.head_dim)  # [B, T, N, H]
-    k = self.k_proj(x).reshape(b, t, self.kv_heads, self.head_dim)  # [B, T, K, H]
-    v = self.v_proj(x).reshape(b, t, self.kv_heads, self.head_dim)
+    qkv = self.qkv_proj(x).reshape(b, t, self.heads + 2 * self.kv_heads, self.head_dim)
+    q = qkv[:, :, :self.heads]  # [B, T, N, H]
+    k = qkv[:, :, self.heads:self.heads + self.kv_heads]  # [B, T, K, H]
+    v = qkv[:, :, self.heads + self.kv_heads:]
     q = layers.apply_rotary(q, cos, sin)
     k = layers.apply_rotary(k, cos, sin)
     prefill = isinstance(cache_index, int) and cache_index == 0

@@ -29,16 +29,20 @@ class RMSNorm(nnx.Module):
 
 
 class MLP(nnx.Module):
-  """SwiGLU: ``down(silu(gate(x)) * up(x))``."""
+  """SwiGLU: ``down(silu(gate(x)) * up(x))``.
+
+  HF's ``gate_proj`` and ``up_proj`` are one fused ``gate_up_proj`` here (one
+  matmul, one read of the input; the converter concatenates them).
+  """
 
   def __init__(self, dim: int, hidden: int, *, bias: bool, dtype, param_dtype, rngs: nnx.Rngs):
     kw = dict(bias=bias, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-    self.gate_proj = linear(dim, hidden, **kw)
-    self.up_proj = linear(dim, hidden, **kw)
+    self.gate_up_proj = linear(dim, 2 * hidden, **kw)
     self.down_proj = linear(hidden, dim, **kw)
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    return self.down_proj(jax.nn.silu(self.gate_proj(x)) * self.up_proj(x))
+    gate, up = jnp.split(self.gate_up_proj(x), 2, axis=-1)
+    return self.down_proj(jax.nn.silu(gate) * up)
 
 
 def rotate_half(x: jax.Array) -> jax.Array:
@@ -54,8 +58,14 @@ def apply_rotary(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
   return x * cos + rotate_half(x) * sin
 
 
+def _use_cudnn(q: jax.Array, mask) -> bool:
+  """cuDNN flash attention applies: a GPU, half precision, no dense mask, head dim <= 128."""
+  return (jax.default_backend() == "gpu" and mask is None and q.dtype in (jnp.bfloat16, jnp.float16)
+          and q.shape[-1] % 8 == 0 and q.shape[-1] <= 128)
+
+
 def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array | None, scale: float,
-              is_causal: bool = False) -> jax.Array:
+              is_causal: bool = False, lengths: jax.Array | None = None) -> jax.Array:
   """Softmax attention, grouped-query when K < N heads.
 
   Args:
@@ -64,10 +74,16 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array | None, 
     v: ``[B, S, K, H]`` values.
     mask: boolean, broadcastable to ``[B, N, T, S]`` (True: attend), or None.
     scale: the logit scale, usually ``H ** -0.5``.
-    is_causal: apply a causal mask (T = S); lets cuDNN skip the masked half.
+    is_causal: apply a causal mask (T = S).
+    lengths: ``int32[B]``: only the first ``lengths[b]`` queries and keys of
+      row b are real (right padding), or None.
 
   Returns:
-    ``[B, T, N, H]``. ``jax.nn.dot_product_attention`` picks cuDNN flash
-    attention on GPUs where it applies and XLA elsewhere.
+    ``[B, T, N, H]``. Without a dense mask, in bf16/fp16 on a GPU, this is
+    cuDNN's flash attention (JAX's default would be XLA's, which materialises
+    the ``[B, N, T, S]`` logits); elsewhere XLA's.
   """
-  return jax.nn.dot_product_attention(q, k, v, mask=mask, scale=scale, is_causal=is_causal)
+  impl = "cudnn" if _use_cudnn(q, mask) else "xla"
+  return jax.nn.dot_product_attention(q, k, v, mask=mask, scale=scale, is_causal=is_causal,
+                                      query_seq_lengths=lengths, key_value_seq_lengths=lengths,
+                                      implementation=impl)

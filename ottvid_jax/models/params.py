@@ -55,6 +55,9 @@ class KeyTable:
       that matches wins (normalises the in-memory, hub and original layouts).
     rules: ``(regex, path template, transform)`` on the normalised key; the
       template uses ``\\1``-style groups and dots, numbers become list indices.
+      A template ending in ``#i/n`` names part i of n of a fused parameter:
+      the parts are concatenated along the last axis once all have arrived
+      (q, k, v into one projection; gate and up into one).
     ignore: regexes of normalised keys that exist in checkpoints but are not
       used (they are skipped, not reported).
   """
@@ -70,12 +73,13 @@ class KeyTable:
     return key
 
   def target(self, key: str):
-    """``(path tuple, transform)`` of a normalised key, or None."""
+    """``(path tuple, transform, (part, parts))`` of a normalised key, or None."""
     for pattern, template, transform in self.rules:
       m = re.fullmatch(pattern, key)
       if m:
-        path = m.expand(template).split(".")
-        return tuple(int(p) if p.isdigit() else p for p in path), transform
+        name, _, part = m.expand(template).partition("#")
+        index, count = (int(v) for v in part.split("/")) if part else (0, 1)
+        return tuple(int(p) if p.isdigit() else p for p in name.split(".")), transform, (index, count)
     return None
 
 
@@ -149,7 +153,20 @@ def load_into(build: Callable[[], nnx.Module], files: Sequence[str], table: KeyT
   graphdef, abstract = nnx.split(nnx.eval_shape(build))
   values = nnx.to_pure_dict(abstract)
   assigned: set[tuple] = set()
+  pending: dict[tuple, dict[int, jax.Array]] = {}  # parts of fused parameters
   problems: list[str] = []
+
+  def assign(path, tensor, key):
+    expected = _get(values, path)
+    if tuple(tensor.shape) != tuple(expected.shape):
+      problems.append(f"misshapen tensor {key!r}: {tuple(tensor.shape)} in the file, {tuple(expected.shape)} expected")
+    elif path in assigned:
+      problems.append(f"tensor {key!r} maps to {'.'.join(map(str, path))}, which another tensor already set")
+    else:
+      target_dtype = dtype if jnp.issubdtype(expected.dtype, jnp.floating) else expected.dtype
+      _set(values, path, jnp.asarray(tensor, target_dtype))
+      assigned.add(path)
+
   for file in files:
     try:
       handle = safe_open(file, framework="flax")
@@ -164,24 +181,33 @@ def load_into(build: Callable[[], nnx.Module], files: Sequence[str], table: KeyT
           if not any(re.fullmatch(p, name) for p in table.ignore):
             problems.append(f"unexpected tensor {key!r}")
           continue
-        path, transform = found
+        path, transform, (part, parts) = found
         try:
-          expected = _get(values, path)
+          _get(values, path)
         except (KeyError, IndexError, TypeError):
           problems.append(f"unexpected tensor {key!r} (no parameter {'.'.join(map(str, path))})")
           continue
         tensor = _apply(transform, handle.get_tensor(key))
-        if tuple(tensor.shape) != tuple(expected.shape):
-          problems.append(f"misshapen tensor {key!r}: {tuple(tensor.shape)} in the file, "
-                          f"{tuple(expected.shape)} expected")
+        if parts == 1:
+          assign(path, tensor, key)
           continue
-        if path in assigned:
-          problems.append(f"tensor {key!r} maps to {'.'.join(map(str, path))}, which another tensor already set")
+        pieces = pending.setdefault(path, {})
+        if part in pieces:
+          problems.append(f"tensor {key!r} maps to part {part} of {'.'.join(map(str, path))} twice")
           continue
-        target_dtype = dtype if jnp.issubdtype(expected.dtype, jnp.floating) else expected.dtype
-        _set(values, path, jnp.asarray(tensor, target_dtype))
-        assigned.add(path)
-  missing = [p for p in _leaf_paths(values) if p not in assigned]
+        pieces[part] = tensor
+        if len(pieces) == parts:
+          del pending[path]
+          try:
+            fused = jnp.concatenate([pieces[i] for i in range(parts)], axis=-1)
+          except (TypeError, ValueError):
+            problems.append(f"misshapen parts of {'.'.join(map(str, path))}: "
+                            f"{[tuple(pieces[i].shape) for i in range(parts)]}")
+            continue
+          assign(path, fused, key)
+  for path, pieces in pending.items():
+    problems.append(f"missing part of {'.'.join(map(str, path))} (have parts {sorted(pieces)})")
+  missing = [p for p in _leaf_paths(values) if p not in assigned and p not in pending]
   problems += [f"missing tensor for {'.'.join(map(str, p))}" for p in missing]
   if problems:
     raise CheckpointError(f"cannot load the checkpoint ({len(problems)} problems):\n  " + "\n  ".join(problems))

@@ -155,9 +155,9 @@ class VisionAttention(nnx.Module):
   def __call__(self, x, cos, sin, segments: Segments):
     q, k, v = self.qk_v(x, cos, sin)  # [P, E, H]
     gather = jnp.asarray(segments.gather)  # [G, L]
-    # Equal segments need no mask (and then run as cuDNN flash attention on GPUs).
-    mask = None if segments.valid.all() else jnp.asarray(segments.valid)[:, None, None, :]  # [G, 1, 1, L]
-    out = layers.attention(q[gather], k[gather], v[gather], mask, self.head_dim ** -0.5)  # [G, L, E, H]
+    # Segments are right-padded: lengths, not a dense mask (cuDNN flash attention on GPUs).
+    lengths = None if segments.valid.all() else jnp.asarray(segments.valid.sum(axis=1), jnp.int32)  # [G]
+    out = layers.attention(q[gather], k[gather], v[gather], None, self.head_dim ** -0.5, lengths=lengths)
     out = out.reshape(-1, self.heads * self.head_dim)[jnp.asarray(segments.scatter)]  # [P, D]
     return self.proj(out)
 

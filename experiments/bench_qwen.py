@@ -1,0 +1,244 @@
+"""Benchmark: Qwen2.5-VL-7B end to end, ottvid_jax next to transformers (PyTorch, sdpa).
+
+    XLA_PYTHON_CLIENT_PREALLOCATE=false python experiments/bench_qwen.py --side jax --out jax.json
+    python experiments/bench_qwen.py --side torch --out torch.json
+    python experiments/bench_qwen.py --report jax.json torch.json
+
+Random bf16 weights of the real 7B configuration; 32 frames at 448 x 448
+(16384 patches, 4096 video tokens) and a 60-token prompt around them; greedy
+decoding. Measured (median of ``--repeats`` after warm-up, each timed region
+ended by ``block_until_ready`` / ``torch.cuda.synchronize``): the vision tower,
+the LLM prefill, one decode step, time to first token (vision + OTT-Vid + LLM
+prefill + first token) and end to end with a 32-token answer, at retention
+1.0, 0.25, 0.15 and 0.10 (ours; transformers runs uncompressed), and the
+allocator's peak memory. Our retentions run from the smallest up, so the
+cumulative peak after each is that retention's peak. ``--small`` shrinks the
+model for a smoke run on a CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+
+RETENTIONS = (0.10, 0.15, 0.25, 1.0)
+FRAMES, SIDE, TEXT, NEW_TOKENS = 32, 448, 60, 32
+
+
+def median_s(fn, repeats: int) -> float:
+  fn()
+  fn()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def inputs(vocab: int, video_id: int, tokens: int, seed: int = 0):
+  rng = np.random.default_rng(seed)
+  before = list(rng.integers(0, 1000, size=TEXT // 2))
+  after = list(rng.integers(0, 1000, size=TEXT - TEXT // 2))
+  ids = np.asarray([before + [video_id] * tokens + after], np.int32)
+  return ids
+
+
+def run_jax(args) -> dict:
+  import jax
+  import jax.numpy as jnp
+  from flax import nnx
+
+  import ottvid_jax as ov
+  from ottvid_jax.models.generate import Generator, SamplingConfig
+  from ottvid_jax.models.qwen2_5_vl import Qwen2_5_VL, Qwen2_5_VLConfig
+  from ottvid_jax.models.qwen2_5_vl.generation import VideoBatch, _compiled, generate, prepare_prefill
+
+  cfg = Qwen2_5_VLConfig.qwen2_5_vl_7b()
+  if args.small:
+    cfg = Qwen2_5_VLConfig.from_hf(json.loads(json.dumps(_small_hf())))
+  frames, side = (FRAMES, SIDE) if not args.small else (4, 112)
+  grid = ((frames // 2, side // 14, side // 14),)
+  tokens = grid[0][0] * grid[0][1] * grid[0][2] // 4
+  start = time.perf_counter()
+  model = Qwen2_5_VL(cfg, dtype=jnp.bfloat16, param_dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+  jax.block_until_ready(nnx.state(model))
+  init_s = time.perf_counter() - start
+  ids = inputs(cfg.text.vocab_size, cfg.video_token_id, tokens)
+  pixels = np.random.default_rng(1).normal(size=(grid[0][0] * grid[0][1] * grid[0][2], 1176)).astype(np.float32)
+  batch = VideoBatch(ids, np.ones_like(ids), pixels, grid, (1.0,))
+  generator, build = _compiled(model)
+  state = generator.state
+  device = jax.devices()[0]
+  out = {"device": getattr(device, "device_kind", str(device)), "jax": jax.__version__, "init_s": init_s, "rows": []}
+
+  tower = jax.jit(lambda s, p: nnx.merge(generator.graphdef, s).visual(p, grid, saliency=False)[0])
+  tower_sal = jax.jit(lambda s, p: nnx.merge(generator.graphdef, s).visual(p, grid, saliency=True))
+  px = jnp.asarray(pixels, jnp.bfloat16)
+  out["vision_ms"] = 1e3 * median_s(lambda: jax.block_until_ready(tower(state, px)), args.repeats)
+  out["vision_saliency_ms"] = 1e3 * median_s(lambda: jax.block_until_ready(tower_sal(state, px)), args.repeats)
+  for r in RETENTIONS:
+    compression = None if r == 1.0 else ov.OTTVidConfig(retention=r)
+    pre_args, g, plan = prepare_prefill(model, batch, compression)
+    embeds, positions, mask = build(state, *pre_args, grid=g)
+    slots = plan.length + NEW_TOKENS
+
+    def prefill_only():
+      jax.block_until_ready(generator.prefill(embeds, positions, mask, slots, True))
+
+    def ttft():
+      a, g2, p2 = prepare_prefill(model, batch, compression)
+      e, pos, m = build(state, *a, grid=g2)
+      logits, *_ = generator.prefill(e, pos, m, slots, True)
+      jax.block_until_ready(jnp.argmax(logits, -1))
+
+    logits, cache, kv_mask, delta = generator.prefill(embeds, positions, mask, slots, True)
+    token = jnp.argmax(logits, -1).astype(jnp.int32)
+
+    def step():
+      nonlocal cache
+      logits_, cache = generator.step(cache, kv_mask, token, plan.length, delta, True)
+      jax.block_until_ready(logits_)
+
+    def end_to_end():
+      generate(model, batch, SamplingConfig(max_new_tokens=NEW_TOKENS), compression, eos_token_ids=[])
+
+    row = {"retention": r, "llm_tokens": plan.length, "visual_tokens": int(np.asarray(mask).sum()) - TEXT,
+           "prefill_ms": 1e3 * median_s(prefill_only, args.repeats),
+           "decode_step_ms": 1e3 * median_s(step, 5 * args.repeats),
+           "ttft_ms": 1e3 * median_s(ttft, args.repeats),
+           "end_to_end_ms": 1e3 * median_s(end_to_end, max(3, args.repeats // 3))}
+    stats = device.memory_stats() or {}
+    row["peak_gib"] = stats.get("peak_bytes_in_use", float("nan")) / 2 ** 30
+    out["rows"].append(row)
+    print(row, flush=True)
+  return out
+
+
+def _small_hf() -> dict:
+  return {"vision_config": {"depth": 2, "hidden_size": 64, "intermediate_size": 96, "num_heads": 2,
+                            "out_hidden_size": 128, "fullatt_block_indexes": [1], "tokens_per_second": 2},
+          "text_config": {"vocab_size": 1024, "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,
+                          "num_attention_heads": 4, "num_key_value_heads": 2,
+                          "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [4, 6, 6]}},
+          "video_token_id": 1000, "image_token_id": 1001, "vision_start_token_id": 1002,
+          "vision_end_token_id": 1003, "tie_word_embeddings": False}
+
+
+def run_torch(args) -> dict:
+  import torch
+  from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+  if args.small:
+    cfg = Qwen2_5_VLConfig(**_small_hf())
+  else:
+    cfg = Qwen2_5_VLConfig(
+        vision_config=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584,
+                           fullatt_block_indexes=[7, 15, 23, 31], tokens_per_second=2, window_size=112),
+        text_config=dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+                         num_attention_heads=28, num_key_value_heads=4,
+                         rope_parameters=dict(rope_type="default", rope_theta=1e6, mrope_section=[16, 24, 24])),
+        video_token_id=151656, image_token_id=151655, vision_start_token_id=151652, vision_end_token_id=151653,
+        tie_word_embeddings=False)
+  cfg._attn_implementation = "sdpa"  # pylint: disable=protected-access
+  device = "cuda" if torch.cuda.is_available() else "cpu"
+  torch.manual_seed(0)
+  start = time.perf_counter()
+  with torch.device(device):
+    model = Qwen2_5_VLForConditionalGeneration(cfg).to(torch.bfloat16).eval()
+  init_s = time.perf_counter() - start
+  frames, side = (FRAMES, SIDE) if not args.small else (4, 112)
+  grid = torch.tensor([[frames // 2, side // 14, side // 14]], device=device)
+  tokens = int(grid.prod()) // 4
+  ids = torch.as_tensor(inputs(cfg.text_config.vocab_size, cfg.video_token_id, tokens), device=device).long()
+  mask = torch.ones_like(ids)
+  tt = (ids == cfg.video_token_id).int() * 2
+  pixels = torch.as_tensor(np.random.default_rng(1).normal(size=(int(grid.prod()), 1176)),
+                           device=device).to(torch.bfloat16)
+
+  def sync():
+    if device == "cuda":
+      torch.cuda.synchronize()
+
+  out = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "torch": torch.__version__,
+         "init_s": init_s}
+  with torch.no_grad():
+    def vision():
+      model.model.visual(pixels, grid_thw=grid)
+      sync()
+    out["vision_ms"] = 1e3 * median_s(vision, args.repeats)
+    embeds = model.model.get_input_embeddings()(ids)
+    video = model.model.visual(pixels, grid_thw=grid).pooler_output
+    embeds = embeds.masked_scatter((ids == cfg.video_token_id)[..., None].expand_as(embeds), video)
+    position_ids, _ = model.model.get_rope_index(ids, tt, None, grid, torch.tensor([1.0]), mask)
+
+    def prefill():
+      model.model.language_model(inputs_embeds=embeds, position_ids=position_ids, attention_mask=mask,
+                                 use_cache=True)
+      sync()
+    out["prefill_ms"] = 1e3 * median_s(prefill, args.repeats)
+
+    def ttft():
+      model(input_ids=ids, attention_mask=mask, pixel_values_videos=pixels, video_grid_thw=grid,
+            mm_token_type_ids=tt, second_per_grid_ts=torch.tensor([1.0]), logits_to_keep=1)
+      sync()
+    if device == "cuda":
+      torch.cuda.reset_peak_memory_stats()
+    out["ttft_ms"] = 1e3 * median_s(ttft, args.repeats)
+
+    def e2e():
+      model.generate(input_ids=ids, attention_mask=mask, pixel_values_videos=pixels, video_grid_thw=grid,
+                     mm_token_type_ids=tt, second_per_grid_ts=torch.tensor([1.0]), max_new_tokens=NEW_TOKENS,
+                     min_new_tokens=NEW_TOKENS, do_sample=False)
+      sync()
+    out["end_to_end_ms"] = 1e3 * median_s(e2e, max(3, args.repeats // 3))
+    out["decode_step_ms"] = (out["end_to_end_ms"] - out["ttft_ms"]) / (NEW_TOKENS - 1)
+    if device == "cuda":
+      out["peak_gib"] = torch.cuda.max_memory_allocated() / 2 ** 30
+  out["llm_tokens"] = int(ids.shape[1])
+  print(out, flush=True)
+  return out
+
+
+def report(jax_out: dict, torch_out: dict) -> str:
+  lines = [f"ottvid_jax (jax {jax_out.get('jax')}) on {jax_out['device']}; transformers (torch "
+           f"{torch_out.get('torch')}, sdpa) on {torch_out['device']}. Times in ms, memory in GiB.", "",
+           "| run | LLM tokens | vision tower | LLM prefill | decode step | time to first token | end to end (32 tokens) "
+           "| peak memory |", "|---|---|---|---|---|---|---|---|"]
+  t = torch_out
+  lines.append(f"| transformers, uncompressed | {t['llm_tokens']} | {t['vision_ms']:.1f} | {t['prefill_ms']:.1f} | "
+               f"{t['decode_step_ms']:.2f} (from end to end) | {t['ttft_ms']:.1f} | {t['end_to_end_ms']:.1f} | "
+               f"{t.get('peak_gib', float('nan')):.2f} |")
+  for r in sorted(jax_out["rows"], key=lambda r: -r["retention"]):
+    lines.append(f"| ottvid_jax, r = {r['retention']:.2f} | {r['llm_tokens']} | {jax_out['vision_ms']:.1f} "
+                 f"(+saliency {jax_out['vision_saliency_ms']:.1f}) | {r['prefill_ms']:.1f} | "
+                 f"{r['decode_step_ms']:.2f} | {r['ttft_ms']:.1f} | {r['end_to_end_ms']:.1f} | {r['peak_gib']:.2f} |")
+  base = next(r for r in jax_out["rows"] if r["retention"] == 1.0)
+  ten = next(r for r in jax_out["rows"] if r["retention"] == 0.10)
+  lines += ["", f"Time to first token, r = 0.10 vs 1.0: {base['ttft_ms'] / ten['ttft_ms']:.2f}x faster."]
+  return "\n".join(lines)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--side", choices=("jax", "torch"))
+  parser.add_argument("--out")
+  parser.add_argument("--report", nargs=2, metavar=("JAX_JSON", "TORCH_JSON"))
+  parser.add_argument("--repeats", type=int, default=10)
+  parser.add_argument("--small", action="store_true")
+  args = parser.parse_args()
+  if args.report:
+    print(report(*(json.load(open(p)) for p in args.report)))
+    return
+  result = run_jax(args) if args.side == "jax" else run_torch(args)
+  if args.out:
+    with open(args.out, "w") as f:
+      json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+  main()
