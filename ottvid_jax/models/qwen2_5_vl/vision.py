@@ -154,11 +154,15 @@ class VisionAttention(nnx.Module):
 
   def __call__(self, x, cos, sin, segments: Segments):
     q, k, v = self.qk_v(x, cos, sin)  # [P, E, H]
-    gather = jnp.asarray(segments.gather)  # [G, L]
-    # Segments are right-padded: lengths, not a dense mask (cuDNN flash attention on GPUs).
-    lengths = None if segments.valid.all() else jnp.asarray(segments.valid.sum(axis=1), jnp.int32)  # [G]
-    out = layers.attention(q[gather], k[gather], v[gather], None, self.head_dim ** -0.5, lengths=lengths)
-    out = out.reshape(-1, self.heads * self.head_dim)[jnp.asarray(segments.scatter)]  # [P, D]
+    groups, size = segments.gather.shape
+    if segments.valid.all():  # equal, contiguous segments: a reshape, no gather
+      q, k, v = (a.reshape(groups, size, self.heads, self.head_dim) for a in (q, k, v))  # [G, L, E, H]
+      out = layers.attention(q, k, v, None, self.head_dim ** -0.5).reshape(-1, self.heads * self.head_dim)
+    else:  # right-padded segments: lengths, not a dense mask (cuDNN flash attention on GPUs)
+      gather = jnp.asarray(segments.gather)  # [G, L]
+      lengths = jnp.asarray(segments.valid.sum(axis=1), jnp.int32)  # [G]
+      out = layers.attention(q[gather], k[gather], v[gather], None, self.head_dim ** -0.5, lengths=lengths)
+      out = out.reshape(-1, self.heads * self.head_dim)[jnp.asarray(segments.scatter)]  # [P, D]
     return self.proj(out)
 
 
