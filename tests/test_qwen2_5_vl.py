@@ -143,6 +143,8 @@ def test_checkpoint_layouts_and_shards(tiny, tmp_path):
   for path in (in_memory, sharded):
     again = models.load(str(path), dtype=jnp.float32)
     np.testing.assert_allclose(np.asarray(again(ids, None, pixels, [(2, 4, 4)], [1.0])), expect, atol=1e-6)
+  top = ov.load(folder, dtype=jnp.float32)  # the package-level entry point
+  np.testing.assert_allclose(np.asarray(top(ids, None, pixels, [(2, 4, 4)], [1.0])), expect, atol=1e-6)
   bf16 = models.load(folder, dtype=jnp.bfloat16)
   assert bf16.language_model.embed_tokens.embedding.dtype == jnp.bfloat16
   np.testing.assert_allclose(np.asarray(bf16(ids, None, pixels, [(2, 4, 4)], [1.0]), np.float32), expect, atol=0.1)
@@ -237,6 +239,8 @@ def test_compression_at_prefill(tiny):
   assert all(any((video_ids[:, j] == kept[:, i]).all() for j in range(120)) for i in range(kept.shape[1]))
   compressed = generate(ours, batch, SamplingConfig(max_new_tokens=5), cfg, eos_token_ids=[])
   assert compressed.visual_tokens[0] == 12 and compressed.tokens.shape == (1, 5)
+  with pytest.raises(ValueError, match="context of 1024"):  # the tiny model's context
+    generate(ours, batch, SamplingConfig(max_new_tokens=1000), eos_token_ids=[])
 
 
 def test_shapes_of_the_7b_model():
