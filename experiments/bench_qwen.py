@@ -54,9 +54,9 @@ def run_jax(args) -> dict:
   from flax import nnx
 
   import ottvid_jax as ov
-  from ottvid_jax.models.generate import Generator, SamplingConfig
+  from ottvid_jax.models.generate import SamplingConfig, generator_for
   from ottvid_jax.models.qwen2_5_vl import Qwen2_5_VL, Qwen2_5_VLConfig
-  from ottvid_jax.models.qwen2_5_vl.generation import VideoBatch, _compiled, generate, prepare_prefill
+  from ottvid_jax.models.qwen2_5_vl.generation import VideoBatch, generate, llm_input
 
   cfg = Qwen2_5_VLConfig.qwen2_5_vl_7b()
   if args.small:
@@ -71,7 +71,7 @@ def run_jax(args) -> dict:
   ids = inputs(cfg.text.vocab_size, cfg.video_token_id, tokens)
   pixels = np.random.default_rng(1).normal(size=(grid[0][0] * grid[0][1] * grid[0][2], 1176)).astype(np.float32)
   batch = VideoBatch(ids, np.ones_like(ids), pixels, grid, (1.0,))
-  generator, build = _compiled(model)
+  generator = generator_for(model)
   state = generator.state
   device = jax.devices()[0]
   out = {"device": getattr(device, "device_kind", str(device)), "jax": jax.__version__, "init_s": init_s, "rows": []}
@@ -83,16 +83,14 @@ def run_jax(args) -> dict:
   out["vision_saliency_ms"] = 1e3 * median_s(lambda: jax.block_until_ready(tower_sal(state, px)), args.repeats)
   for r in RETENTIONS:
     compression = None if r == 1.0 else ov.OTTVidConfig(retention=r)
-    pre_args, g, plan = prepare_prefill(model, batch, compression)
-    embeds, positions, mask = build(state, *pre_args, grid=g)
+    (embeds, positions, mask), plan = llm_input(model, batch, compression)
     slots = plan.length + NEW_TOKENS
 
     def prefill_only():
       jax.block_until_ready(generator.prefill(embeds, positions, mask, slots, True))
 
     def ttft():
-      a, g2, p2 = prepare_prefill(model, batch, compression)
-      e, pos, m = build(state, *a, grid=g2)
+      (e, pos, m), _ = llm_input(model, batch, compression)
       logits, *_ = generator.prefill(e, pos, m, slots, True)
       jax.block_until_ready(jnp.argmax(logits, -1))
 

@@ -222,11 +222,9 @@ def test_compression_at_prefill(tiny):
   np.testing.assert_array_equal(plain.tokens, same.tokens)
   assert same.visual_tokens[0] == 120 and same.llm_length == plain.llm_length
 
-  from ottvid_jax.models.qwen2_5_vl.generation import _compiled, prepare_prefill
+  from ottvid_jax.models.qwen2_5_vl.generation import llm_input
   cfg = ov.OTTVidConfig(retention=0.1)
-  generator, build = _compiled(ours)
-  args, g, plan = prepare_prefill(ours, batch, cfg)
-  embeds, positions, mask = build(generator.state, *args, grid=g)
+  (embeds, positions, mask), plan = llm_input(ours, batch, cfg)
   positions, mask = np.asarray(positions), np.asarray(mask)
   full, _ = rope_index(ids, tuple(grid), [1.0], None, ours.config)
   video_slots = plan.video[0] >= 0

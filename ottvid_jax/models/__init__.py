@@ -23,7 +23,26 @@ def _qwen2_5_vl(config: dict, files, dtype):
   return load_into(lambda: Qwen2_5_VL(cfg, dtype=dtype, param_dtype=dtype, rngs=nnx.Rngs(0)), files, table, dtype)
 
 
+def _llava(config: dict, files, dtype):
+  from ottvid_jax.models.llava_onevision.model import LlavaConfig, LlavaOnevision  # pylint: disable=import-outside-toplevel
+  from ottvid_jax.models.llava_onevision.params import LLAVA  # pylint: disable=import-outside-toplevel
+
+  cfg = LlavaConfig.from_hf(config)
+  layers_in_file = (config.get("vision_config") or {}).get("num_hidden_layers", 27)
+  unused = [str(i) for i in range(cfg.vision.feature_layers, max(layers_in_file, 27))]
+  ignore = tuple(LLAVA.ignore)
+  if unused:  # layers after the feature layer never run
+    ignore += (rf"vision_tower\.encoder\.layers\.({'|'.join(unused)})\..*",)
+  if cfg.tie_word_embeddings:
+    ignore += (r"lm_head\.weight",)
+  table = dataclasses.replace(LLAVA, ignore=ignore)
+  return load_into(lambda: LlavaOnevision(cfg, dtype=dtype, param_dtype=dtype, rngs=nnx.Rngs(0)), files, table, dtype)
+
+
 _ARCHITECTURES = {
+    "LlavaOnevisionForConditionalGeneration": _llava,
+    "llava_onevision": _llava,
+    "LlavaQwenForCausalLM": _llava,  # the original lmms-lab checkpoints
     "Qwen2_5_VLForConditionalGeneration": _qwen2_5_vl,
     "qwen2_5_vl": _qwen2_5_vl,
 }

@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import Optional, Sequence
+import weakref
+from typing import Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +22,7 @@ from flax import nnx
 
 from ottvid_jax.models.decoder import KVCache
 
-__all__ = ["Generator", "SamplingConfig", "sample"]
+__all__ = ["GenerationResult", "Generator", "SamplingConfig", "decode", "generator_for", "sample"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +77,29 @@ def _step(graphdef, state, cache, kv_mask, token, index, delta, mrope: bool):
   return model.logits(hidden[:, 0]), cache
 
 
+@dataclasses.dataclass(frozen=True)
+class GenerationResult:
+  """Generated tokens and what reached the LLM.
+
+  Attributes:
+    tokens: ``int32[B, n]`` new tokens (EOS repeated after a row ends).
+    visual_tokens: video slots that reached the LLM (valid slots, newline
+      tokens included), per row.
+    input_visual_tokens: video tokens before compression, per row.
+    llm_length: the LLM's prefill length S' (padding included).
+    timings: seconds: ``first_token_s`` (host preparation, vision tower,
+      compression and LLM prefill up to the first token), ``prefill_s``
+      (the LLM prefill alone, as seen from the host), ``decode_s``,
+      ``total_s``, and ``new_tokens``.
+  """
+
+  tokens: np.ndarray
+  visual_tokens: np.ndarray
+  input_visual_tokens: np.ndarray
+  llm_length: int
+  timings: dict
+
+
 class Generator:
   """Prefill and decode for one model; compiled functions are cached per shape."""
 
@@ -85,6 +109,19 @@ class Generator:
     self._prefill = jax.jit(functools.partial(_prefill, self.graphdef), static_argnames=("slots", "dense"))
     self._step = jax.jit(functools.partial(_step, self.graphdef), static_argnames="mrope", donate_argnums=(1,))
     self._sample = jax.jit(sample, static_argnums=(2, 3))
+    self._builders: dict = {}
+
+  def builder(self, fn: Callable, static_argnames: Sequence[str] = ()) -> Callable:
+    """``fn(model, *args, **static)`` jitted as a function of ``(*args, **static)``.
+
+    Compiled once per shape and static value; the model's state is passed in,
+    not baked into the program.
+    """
+    if fn not in self._builders:
+      pure = lambda state, *args, **kw: fn(nnx.merge(self.graphdef, state), *args, **kw)  # noqa: E731
+      self._builders[fn] = jax.jit(pure, static_argnames=tuple(static_argnames))
+    jitted = self._builders[fn]
+    return lambda *args, **kw: jitted(self.state, *args, **kw)
 
   def prefill(self, embeds, positions, mask, slots: int, dense: bool = False):
     """``(last logits [B, V], cache, kv mask [B, C], delta [B])``.
@@ -146,3 +183,36 @@ class Generator:
     timings["decode_s"] = time.perf_counter() - start
     timings["new_tokens"] = len(out)
     return np.stack(out, axis=1), timings
+
+
+_GENERATORS: "weakref.WeakKeyDictionary[nnx.Module, Generator]" = weakref.WeakKeyDictionary()
+
+
+def generator_for(model: nnx.Module) -> Generator:
+  """The model's :class:`Generator`, made (and its model split) once per model object.
+
+  Note: the split happens once; parameters changed in place afterwards are not seen.
+  """
+  if model not in _GENERATORS:
+    _GENERATORS[model] = Generator(model)
+  return _GENERATORS[model]
+
+
+def decode(generator: Generator, llm_input, plan, input_visual_tokens: np.ndarray, sampling: SamplingConfig,
+           eos_token_ids: Sequence[int], progress, start: float) -> GenerationResult:
+  """Prefill and decode from a built LLM input; the shared tail of every backbone's ``generate``.
+
+  Args:
+    llm_input: ``(embeds, positions, mask)`` from the backbone's ``prefill_inputs``.
+    plan: the :class:`SequencePlan` the input was built from.
+    input_visual_tokens: per row, the video placeholder tokens before compression.
+    start: ``time.perf_counter()`` when the request began (for time to first token).
+  """
+  embeds, positions, mask = llm_input
+  # OTT-Vid's survivors always fill their slots, so the only padding is a batch's left padding.
+  dense = bool(((plan.text >= 0) | (plan.video >= 0)).all())
+  tokens, timings = generator.generate(embeds, positions, mask, sampling, eos_token_ids, progress, dense)
+  timings["first_token_s"] = timings.pop("first_token_at") - start  # host prep + vision + OTT-Vid + LLM prefill
+  timings["total_s"] = time.perf_counter() - start
+  visual = (np.asarray(mask) & (plan.video >= 0)).sum(axis=1)
+  return GenerationResult(tokens, visual, np.asarray(input_visual_tokens), plan.length, timings)

@@ -22,7 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-__all__ = ["CheckpointError", "KeyTable", "Transform", "checkpoint_files", "read_config", "load_into"]
+__all__ = ["CheckpointError", "KeyTable", "Transform", "checkpoint_files", "decoder_rules", "fused_rules",
+           "load_into", "read_config"]
 
 
 class CheckpointError(ValueError):
@@ -81,6 +82,37 @@ class KeyTable:
         index, count = (int(v) for v in part.split("/")) if part else (0, 1)
         return tuple(int(p) if p.isdigit() else p for p in name.split(".")), transform, (index, count)
     return None
+
+
+_PART = {"q_proj": "0/3", "k_proj": "1/3", "v_proj": "2/3", "gate_proj": "0/2", "up_proj": "1/2"}
+
+
+def fused_rules(prefix: str, target: str, fused_name: str, names: tuple[str, ...], bias: bool) -> tuple:
+  """Rules that put HF's separate projections (``q/k/v``, ``gate/up``) into one fused NNX projection."""
+  rules = []
+  for name in names:
+    part = _PART[name]
+    rules.append((rf"{prefix}\.{name}\.weight", rf"{target}.{fused_name}.kernel#{part}", Transform.LINEAR))
+    if bias:
+      rules.append((rf"{prefix}\.{name}\.bias", rf"{target}.{fused_name}.bias#{part}", Transform.NONE))
+  return tuple(rules)
+
+
+def decoder_rules() -> tuple:
+  """The Qwen2 decoder's rules, on keys normalised to ``lm.`` and ``lm_head.``."""
+  layer = r"lm\.layers\.(\d+)"
+  target = r"language_model.layers.\1"
+  return (
+      (r"lm\.embed_tokens\.weight", "language_model.embed_tokens.embedding", Transform.NONE),
+      (rf"{layer}\.(input_layernorm|post_attention_layernorm)\.weight", rf"{target}.\2.weight", Transform.NONE),
+      *fused_rules(rf"{layer}\.self_attn", rf"{target}.self_attn", "qkv_proj", ("q_proj", "k_proj", "v_proj"),
+                   bias=True),
+      (rf"{layer}\.self_attn\.o_proj\.weight", rf"{target}.self_attn.o_proj.kernel", Transform.LINEAR),
+      *fused_rules(rf"{layer}\.mlp", rf"{target}.mlp", "gate_up_proj", ("gate_proj", "up_proj"), bias=False),
+      (rf"{layer}\.mlp\.down_proj\.weight", rf"{target}.mlp.down_proj.kernel", Transform.LINEAR),
+      (r"lm\.norm\.weight", "language_model.norm.weight", Transform.NONE),
+      (r"lm_head\.weight", "lm_head.kernel", Transform.LINEAR),
+  )
 
 
 def read_config(checkpoint_dir: str) -> dict:

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
-import weakref
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
-import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from ottvid_jax import compressor
-from ottvid_jax.models.generate import Generator, SamplingConfig
+from ottvid_jax.models.generate import GenerationResult, SamplingConfig, decode, generator_for
 from ottvid_jax.models.qwen2_5_vl.model import Qwen2_5_VL, rope_index, static_grid
 from ottvid_jax.models.sequence import plan_sequence
 
-__all__ = ["GenerationResult", "VideoBatch", "generate", "prepare_prefill"]
+__all__ = ["VideoBatch", "generate", "llm_input", "prepare_prefill"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,46 +47,11 @@ class VideoBatch:
     return cls(ids, mask, as_np(out["pixel_values_videos"]).astype(np.float32), grid, seconds)
 
 
-@dataclasses.dataclass(frozen=True)
-class GenerationResult:
-  """Generated tokens and what reached the LLM.
-
-  Attributes:
-    tokens: ``int32[B, n]`` new tokens (EOS repeated after a row ends).
-    visual_tokens: video tokens that reached the LLM (valid slots), per row.
-    input_visual_tokens: video tokens before compression, per row.
-    llm_length: the LLM's prefill length S' (padding included).
-    timings: seconds: ``first_token_s`` (host preparation, vision tower,
-      compression and LLM prefill up to the first token), ``prefill_s``
-      (the LLM prefill alone, as seen from the host), ``decode_s``,
-      ``total_s``, and ``new_tokens``.
-  """
-
-  tokens: np.ndarray
-  visual_tokens: np.ndarray
-  input_visual_tokens: np.ndarray
-  llm_length: int
-  timings: dict
-
-
-def _prefill_inputs(graphdef, state, input_ids, position_ids, pixels, text_source, video_source, run_start,
-                    compression, grid):
-  model = nnx.merge(graphdef, state)
+def _build(model: Qwen2_5_VL, input_ids, position_ids, pixels, text_source, video_source, run_start, compression,
+           grid):
   pixels = pixels.astype(model.language_model.embed_tokens.embedding.dtype)
   return model.prefill_inputs(input_ids, position_ids, pixels, grid, text_source, video_source, run_start,
                               compression)
-
-
-_GENERATORS: "weakref.WeakKeyDictionary[Qwen2_5_VL, tuple[Generator, Any]]" = weakref.WeakKeyDictionary()
-
-
-def _compiled(model: Qwen2_5_VL):
-  """The model's Generator and jitted prefill-input builder (made once per model)."""
-  if model not in _GENERATORS:
-    generator = Generator(model)
-    build = jax.jit(functools.partial(_prefill_inputs, generator.graphdef), static_argnames="grid")
-    _GENERATORS[model] = (generator, build)
-  return _GENERATORS[model]
 
 
 def prepare_prefill(model: Qwen2_5_VL, batch: VideoBatch, compression: Optional[compressor.OTTVidConfig] = None):
@@ -114,6 +75,12 @@ def prepare_prefill(model: Qwen2_5_VL, batch: VideoBatch, compression: Optional[
   return args, grid, plan
 
 
+def llm_input(model: Qwen2_5_VL, batch: VideoBatch, compression: Optional[compressor.OTTVidConfig] = None):
+  """What the LLM's prefill sees: ``((embeds, positions, mask), plan)``."""
+  args, grid, plan = prepare_prefill(model, batch, compression)
+  return generator_for(model).builder(_build, ("grid",))(*args, grid=grid), plan
+
+
 def generate(
     model: Qwen2_5_VL,
     batch: VideoBatch,
@@ -128,20 +95,8 @@ def generate(
   and the LLM; survivors keep their original (t, h, w) position ids, text
   keeps its uncompressed positions and padding slots are masked out.
   """
-  generator, build = _compiled(model)
   start = time.perf_counter()
-  args, grid, plan = prepare_prefill(model, batch, compression)
-  embeds, positions, mask = build(generator.state, *args, grid=grid)
-  # OTT-Vid's survivors always fill their slots, so the only padding is a batch's left padding.
-  dense = bool(((plan.text >= 0) | (plan.video >= 0)).all())
-  tokens, timings = generator.generate(embeds, positions, mask, sampling,
-                                       model.config.eos_token_ids if eos_token_ids is None else eos_token_ids,
-                                       progress, dense)
-  timings["first_token_s"] = timings.pop("first_token_at") - start  # host prep + vision + OTT-Vid + LLM prefill
-  timings["total_s"] = time.perf_counter() - start
-  mask_np = np.asarray(mask)
-  video_slot = plan.video >= 0
-  visual = (mask_np & video_slot).sum(axis=1)
-  is_video = np.asarray(batch.input_ids) == model.config.video_token_id
-  return GenerationResult(tokens, visual, (is_video & np.asarray(batch.attention_mask).astype(bool)).sum(axis=1),
-                          plan.length, timings)
+  built, plan = llm_input(model, batch, compression)
+  eos = model.config.eos_token_ids if eos_token_ids is None else eos_token_ids
+  is_video = (np.asarray(batch.input_ids) == model.config.video_token_id) & np.asarray(batch.attention_mask, bool)
+  return decode(generator_for(model), built, plan, is_video.sum(axis=1), sampling, eos, progress, start)
