@@ -22,7 +22,7 @@ from flax import nnx
 
 from ottvid_jax.models.decoder import KVCache
 
-__all__ = ["GenerationResult", "Generator", "SamplingConfig", "decode", "generator_for", "sample"]
+__all__ = ["GenerationResult", "Generator", "SamplingConfig", "decode", "decode_text", "generator_for", "sample"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,3 +216,13 @@ def decode(generator: Generator, llm_input, plan, input_visual_tokens: np.ndarra
   timings["total_s"] = time.perf_counter() - start
   visual = (np.asarray(mask) & (plan.video >= 0)).sum(axis=1)
   return GenerationResult(tokens, visual, np.asarray(input_visual_tokens), plan.length, timings)
+
+
+def decode_text(tokenizer, tokens, eos_token_ids: Sequence[int]) -> str:
+  """The text of generated ``tokens`` up to the first EOS (a ``tokenizers.Tokenizer``)."""
+  kept = []
+  for t in tokens:
+    if int(t) in set(eos_token_ids):
+      break
+    kept.append(int(t))
+  return tokenizer.decode(kept, skip_special_tokens=True)

@@ -208,10 +208,11 @@ def load_into(build: Callable[[], nnx.Module], files: Sequence[str], table: KeyT
     with handle:
       for key in handle.keys():
         name = table.normalise(key)
+        if any(re.fullmatch(p, name) for p in table.ignore):
+          continue
         found = table.target(name)
         if found is None:
-          if not any(re.fullmatch(p, name) for p in table.ignore):
-            problems.append(f"unexpected tensor {key!r}")
+          problems.append(f"unexpected tensor {key!r}")
           continue
         path, transform, (part, parts) = found
         try:

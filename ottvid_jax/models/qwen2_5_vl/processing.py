@@ -20,6 +20,7 @@ from typing import Optional
 import numpy as np
 
 from ottvid_jax import video as video_lib
+from ottvid_jax.models.generate import decode_text
 from ottvid_jax.models.qwen2_5_vl.generation import VideoBatch
 from ottvid_jax.models.qwen2_5_vl.model import Qwen2_5_VLConfig
 
@@ -114,10 +115,4 @@ class QwenProcessor:
     return VideoBatch(np.asarray([ids], np.int32), np.ones((1, len(ids)), np.int32), pixels, (grid,), (seconds,))
 
   def decode(self, tokens) -> str:
-    eos = set(self.config.eos_token_ids)
-    kept = []
-    for t in tokens:
-      if int(t) in eos:
-        break
-      kept.append(int(t))
-    return self.tokenizer.decode(kept, skip_special_tokens=True)
+    return decode_text(self.tokenizer, tokens, self.config.eos_token_ids)

@@ -1,0 +1,134 @@
+"""Answers from LLaVA-OneVision / LLaVA-Video, optionally OTT-Vid-compressed; and their inputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Optional, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+
+from ottvid_jax import compressor
+from ottvid_jax import video as video_lib
+from ottvid_jax.models.generate import GenerationResult, SamplingConfig, decode, decode_text, generator_for
+from ottvid_jax.models.llava_onevision.model import LlavaOnevision
+from ottvid_jax.models.sequence import plan_sequence
+
+__all__ = ["LlavaBatch", "LlavaProcessor", "generate", "llm_input", "preprocess_frames"]
+
+SYSTEM = "You are a helpful assistant."
+
+
+@dataclasses.dataclass(frozen=True)
+class LlavaBatch:
+  """Host-side model inputs.
+
+  Attributes:
+    input_ids: ``int[B, S]``, each video's placeholders expanded.
+    attention_mask: ``[B, S]``.
+    pixel_values_videos: ``float[F, 3, S, S]``, every video's frames in order.
+    frames: per video, its frame count.
+  """
+
+  input_ids: np.ndarray
+  attention_mask: np.ndarray
+  pixel_values_videos: np.ndarray
+  frames: tuple
+
+  @classmethod
+  def from_processor(cls, out: dict) -> "LlavaBatch":
+    as_np = lambda x: np.asarray(x.numpy() if hasattr(x, "numpy") else x)  # noqa: E731
+    ids = as_np(out["input_ids"])
+    pixels = as_np(out["pixel_values_videos"]).astype(np.float32)  # [B, T, C, S, S]
+    mask = as_np(out["attention_mask"]) if out.get("attention_mask") is not None else np.ones_like(ids)
+    return cls(ids, mask, pixels.reshape((-1,) + pixels.shape[2:]), (pixels.shape[1],) * pixels.shape[0])
+
+
+def preprocess_frames(frames: np.ndarray, size: int = 384, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)) -> np.ndarray:
+  """``uint8[F, H, W, 3]`` to ``float32[F, 3, size, size]``: bicubic resize, then ``(x/255 - mean)/std``."""
+  if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+    raise ValueError(f"frames must be uint8[F, H, W, 3], got {frames.dtype}{list(frames.shape)}")
+  x = video_lib.resize_frames(frames, size, size).astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+  return (x - np.asarray(mean, np.float32)[:, None, None]) / np.asarray(std, np.float32)[:, None, None]
+
+
+def _build(model: LlavaOnevision, input_ids, pixels, text_source, video_source, compression, frames):
+  pixels = pixels.astype(model.language_model.embed_tokens.embedding.dtype)
+  return model.prefill_inputs(input_ids, pixels, frames, text_source, video_source, compression)
+
+
+def llm_input(model: LlavaOnevision, batch: LlavaBatch, compression: Optional[compressor.OTTVidConfig] = None):
+  """What the LLM's prefill sees: ``((embeds, positions, mask), plan)``."""
+  frames = tuple(int(t) for t in batch.frames)
+  ids = np.asarray(batch.input_ids)
+  tokens = [model.config.video_tokens(t) for t in frames]
+  plan = plan_sequence(ids == model.config.video_token_id, batch.attention_mask,
+                       model.video_slots(frames, compression), tokens)
+  build = generator_for(model).builder(_build, ("frames",))
+  args = (jnp.asarray(ids, jnp.int32), jnp.asarray(batch.pixel_values_videos), jnp.asarray(plan.text),
+          jnp.asarray(plan.video), compression)
+  return build(*args, frames=frames), plan
+
+
+def generate(
+    model: LlavaOnevision,
+    batch: LlavaBatch,
+    sampling: SamplingConfig = SamplingConfig(),
+    compression: Optional[compressor.OTTVidConfig] = None,
+    eos_token_ids: Optional[Sequence[int]] = None,
+    progress: Optional[object] = None,
+) -> GenerationResult:
+  """Answers: SigLIP, projector, pooling, OTT-Vid (if given) before the newlines, LLM decoding."""
+  start = time.perf_counter()
+  built, plan = llm_input(model, batch, compression)
+  eos = model.config.eos_token_ids if eos_token_ids is None else eos_token_ids
+  is_video = (np.asarray(batch.input_ids) == model.config.video_token_id) & np.asarray(batch.attention_mask, bool)
+  return decode(generator_for(model), built, plan, is_video.sum(axis=1), sampling, eos, progress, start)
+
+
+@dataclasses.dataclass(frozen=True)
+class LlavaProcessor:
+  """Tokenizer, Qwen chat template and 384 x 384 video preprocessing of one checkpoint."""
+
+  tokenizer: object
+  model_config: object
+  mean: tuple = (0.5, 0.5, 0.5)
+  std: tuple = (0.5, 0.5, 0.5)
+
+  @classmethod
+  def from_checkpoint(cls, checkpoint_dir: str, config) -> "LlavaProcessor":
+    from tokenizers import Tokenizer  # pylint: disable=import-outside-toplevel
+
+    path = os.path.join(checkpoint_dir, "tokenizer.json")
+    if not os.path.isfile(path):
+      raise ValueError(f"{checkpoint_dir!r} has no tokenizer.json")
+    kw = {}
+    for name in ("video_processor/preprocessor_config.json", "video_preprocessor_config.json",
+                 "preprocessor_config.json"):
+      pre = os.path.join(checkpoint_dir, name)
+      if os.path.isfile(pre):
+        with open(pre, encoding="utf-8") as f:
+          data = json.load(f)
+        kw = {"mean": tuple(data.get("image_mean", (0.5,) * 3)), "std": tuple(data.get("image_std", (0.5,) * 3))}
+        break
+    return cls(Tokenizer.from_file(path), config, **kw)
+
+  def prompt_ids(self, question: str, video_tokens: int) -> list[int]:
+    encode = lambda text: self.tokenizer.encode(text, add_special_tokens=False).ids  # noqa: E731
+    before = f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n"
+    after = f"\n{question}<|im_end|>\n<|im_start|>assistant\n"
+    return encode(before) + [self.model_config.video_token_id] * video_tokens + encode(after)
+
+  def __call__(self, clip: video_lib.VideoClip, question: str, max_length: Optional[int] = None) -> LlavaBatch:
+    pixels = preprocess_frames(clip.frames, self.model_config.vision.image_size, self.mean, self.std)
+    frames = pixels.shape[0]
+    ids = self.prompt_ids(question, self.model_config.video_tokens(frames))
+    if max_length is not None and len(ids) > max_length:
+      raise ValueError(f"the prompt needs {len(ids)} tokens, more than the context of {max_length}")
+    return LlavaBatch(np.asarray([ids], np.int32), np.ones((1, len(ids)), np.int32), pixels, (frames,))
+
+  def decode(self, tokens) -> str:
+    return decode_text(self.tokenizer, tokens, self.model_config.eos_token_ids)
