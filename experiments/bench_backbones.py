@@ -1,10 +1,13 @@
-"""Benchmark: Qwen2.5-VL-7B end to end, ottvid_jax next to transformers (PyTorch, sdpa).
+"""Benchmark: the 7B backbones end to end, ottvid_jax next to transformers (PyTorch, sdpa).
 
-    XLA_PYTHON_CLIENT_PREALLOCATE=false python experiments/bench_qwen.py --side jax --out jax.json
-    python experiments/bench_qwen.py --side torch --out torch.json
-    python experiments/bench_qwen.py --report jax.json torch.json
+    XLA_PYTHON_CLIENT_PREALLOCATE=false python experiments/bench_backbones.py --side jax --out jax.json
+    python experiments/bench_backbones.py --side torch --out torch.json
+    python experiments/bench_backbones.py --report jax.json torch.json
+    ... --model llava_ov    (32 frames, 6272 + 1 video tokens; transformers' LlavaOnevision)
+    ... --model llava_video (64 frames, average 13 x 13 pooling, a newline per row; ours only:
+                             transformers cannot express this pooling)
 
-Random bf16 weights of the real 7B configuration; 32 frames at 448 x 448
+Random bf16 weights of the real 7B configuration; for Qwen2.5-VL 32 frames at 448 x 448
 (16384 patches, 4096 video tokens) and a 60-token prompt around them; greedy
 decoding. Measured (median of ``--repeats`` after warm-up, each timed region
 ended by ``block_until_ready`` / ``torch.cuda.synchronize``): the vision tower,
@@ -19,9 +22,12 @@ model for a smoke run on a CPU.
 from __future__ import annotations
 
 import argparse
+import os
 import json
+import math
 import statistics
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -48,6 +54,44 @@ def inputs(vocab: int, video_id: int, tokens: int, seed: int = 0):
   return ids
 
 
+def _jax_model_and_batch(args):
+  """``(model, batch, generate, llm_input, frames)`` for ``args.model``."""
+  import jax.numpy as jnp
+  from flax import nnx
+
+  rng = np.random.default_rng(1)
+  if args.model == "qwen2_5_vl":
+    from ottvid_jax.models.qwen2_5_vl import Qwen2_5_VL, Qwen2_5_VLConfig
+    from ottvid_jax.models.qwen2_5_vl import generation as gen
+
+    cfg = Qwen2_5_VLConfig.qwen2_5_vl_7b() if not args.small else Qwen2_5_VLConfig.from_hf(_small_hf())
+    frames, side = (FRAMES, SIDE) if not args.small else (4, 112)
+    grid = ((frames // 2, side // 14, side // 14),)
+    model = Qwen2_5_VL(cfg, dtype=jnp.bfloat16, param_dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+    ids = inputs(cfg.text.vocab_size, cfg.video_token_id, grid[0][0] * grid[0][1] * grid[0][2] // 4)
+    pixels = rng.normal(size=(grid[0][0] * grid[0][1] * grid[0][2], 1176)).astype(np.float32)
+    batch = gen.VideoBatch(ids, np.ones_like(ids), pixels, grid, (1.0,))
+    tower = lambda m, p: m.visual(p, grid, saliency=False)[0]  # noqa: E731
+    tower_sal = lambda m, p: m.visual(p, grid, saliency=True)  # noqa: E731
+    return model, batch, gen, tower, tower_sal
+  from ottvid_jax.models.llava_onevision import LlavaConfig, LlavaOnevision
+  from ottvid_jax.models.llava_onevision import generation as gen
+
+  cfg = LlavaConfig.llava_onevision_7b() if args.model == "llava_ov" else LlavaConfig.llava_video_7b()
+  frames = 32 if args.model == "llava_ov" else 64
+  if args.small:
+    cfg = LlavaConfig.from_hf(_small_llava_hf())
+    frames = 4
+  model = LlavaOnevision(cfg, dtype=jnp.bfloat16, param_dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+  size = cfg.vision.image_size
+  ids = inputs(cfg.text.vocab_size, cfg.video_token_id, cfg.video_tokens(frames))
+  pixels = rng.normal(size=(frames, 3, size, size)).astype(np.float32)
+  batch = gen.LlavaBatch(ids, np.ones_like(ids), pixels, (frames,))
+  tower = lambda m, p: m.video_features(p)[0]  # noqa: E731
+  tower_sal = lambda m, p: m.video_features(p, saliency=True)  # noqa: E731
+  return model, batch, gen, tower, tower_sal
+
+
 def run_jax(args) -> dict:
   import jax
   import jax.numpy as jnp
@@ -55,42 +99,31 @@ def run_jax(args) -> dict:
 
   import ottvid_jax as ov
   from ottvid_jax.models.generate import SamplingConfig, generator_for
-  from ottvid_jax.models.qwen2_5_vl import Qwen2_5_VL, Qwen2_5_VLConfig
-  from ottvid_jax.models.qwen2_5_vl.generation import VideoBatch, generate, llm_input
 
-  cfg = Qwen2_5_VLConfig.qwen2_5_vl_7b()
-  if args.small:
-    cfg = Qwen2_5_VLConfig.from_hf(json.loads(json.dumps(_small_hf())))
-  frames, side = (FRAMES, SIDE) if not args.small else (4, 112)
-  grid = ((frames // 2, side // 14, side // 14),)
-  tokens = grid[0][0] * grid[0][1] * grid[0][2] // 4
   start = time.perf_counter()
-  model = Qwen2_5_VL(cfg, dtype=jnp.bfloat16, param_dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+  model, batch, gen, tower_fn, tower_sal_fn = _jax_model_and_batch(args)
   jax.block_until_ready(nnx.state(model))
   init_s = time.perf_counter() - start
-  ids = inputs(cfg.text.vocab_size, cfg.video_token_id, tokens)
-  pixels = np.random.default_rng(1).normal(size=(grid[0][0] * grid[0][1] * grid[0][2], 1176)).astype(np.float32)
-  batch = VideoBatch(ids, np.ones_like(ids), pixels, grid, (1.0,))
   generator = generator_for(model)
   state = generator.state
   device = jax.devices()[0]
-  out = {"device": getattr(device, "device_kind", str(device)), "jax": jax.__version__, "init_s": init_s, "rows": []}
-
-  tower = jax.jit(lambda s, p: nnx.merge(generator.graphdef, s).visual(p, grid, saliency=False)[0])
-  tower_sal = jax.jit(lambda s, p: nnx.merge(generator.graphdef, s).visual(p, grid, saliency=True))
-  px = jnp.asarray(pixels, jnp.bfloat16)
+  out = {"device": getattr(device, "device_kind", str(device)), "jax": jax.__version__, "init_s": init_s,
+         "model": args.model, "rows": []}
+  tower = jax.jit(lambda s, p: tower_fn(nnx.merge(generator.graphdef, s), p))
+  tower_sal = jax.jit(lambda s, p: tower_sal_fn(nnx.merge(generator.graphdef, s), p))
+  px = jnp.asarray(batch.pixel_values_videos, jnp.bfloat16)
   out["vision_ms"] = 1e3 * median_s(lambda: jax.block_until_ready(tower(state, px)), args.repeats)
   out["vision_saliency_ms"] = 1e3 * median_s(lambda: jax.block_until_ready(tower_sal(state, px)), args.repeats)
   for r in RETENTIONS:
     compression = None if r == 1.0 else ov.OTTVidConfig(retention=r)
-    (embeds, positions, mask), plan = llm_input(model, batch, compression)
+    (embeds, positions, mask), plan = gen.llm_input(model, batch, compression)
     slots = plan.length + NEW_TOKENS
 
     def prefill_only():
       jax.block_until_ready(generator.prefill(embeds, positions, mask, slots, True))
 
     def ttft():
-      (e, pos, m), _ = llm_input(model, batch, compression)
+      (e, pos, m), _ = gen.llm_input(model, batch, compression)
       logits, *_ = generator.prefill(e, pos, m, slots, True)
       jax.block_until_ready(jnp.argmax(logits, -1))
 
@@ -99,11 +132,11 @@ def run_jax(args) -> dict:
 
     def step():
       nonlocal cache
-      logits_, cache = generator.step(cache, kv_mask, token, plan.length, delta, True)
+      logits_, cache = generator.step(cache, kv_mask, token, plan.length, delta, positions.ndim == 3)
       jax.block_until_ready(logits_)
 
     def end_to_end():
-      generate(model, batch, SamplingConfig(max_new_tokens=NEW_TOKENS), compression, eos_token_ids=[])
+      gen.generate(model, batch, SamplingConfig(max_new_tokens=NEW_TOKENS), compression, eos_token_ids=[])
 
     row = {"retention": r, "llm_tokens": plan.length, "visual_tokens": int(np.asarray(mask).sum()) - TEXT,
            "prefill_ms": 1e3 * median_s(prefill_only, args.repeats),
@@ -117,6 +150,14 @@ def run_jax(args) -> dict:
   return out
 
 
+def _small_llava_hf() -> dict:
+  return {"vision_config": {"hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
+                            "num_attention_heads": 2, "image_size": 70, "patch_size": 14},
+          "text_config": {"vocab_size": 1024, "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,
+                          "num_attention_heads": 4, "num_key_value_heads": 2},
+          "video_token_index": 1000, "image_token_index": 1001}
+
+
 def _small_hf() -> dict:
   return {"vision_config": {"depth": 2, "hidden_size": 64, "intermediate_size": 96, "num_heads": 2,
                             "out_hidden_size": 128, "fullatt_block_indexes": [1], "tokens_per_second": 2},
@@ -128,6 +169,10 @@ def _small_hf() -> dict:
 
 
 def run_torch(args) -> dict:
+  if args.model == "llava_ov":
+    return run_torch_llava(args)
+  if args.model != "qwen2_5_vl":
+    raise SystemExit(f"transformers has no baseline for {args.model}")
   import torch
   from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
@@ -202,15 +247,90 @@ def run_torch(args) -> dict:
   return out
 
 
-def report(jax_out: dict, torch_out: dict) -> str:
-  lines = [f"ottvid_jax (jax {jax_out.get('jax')}) on {jax_out['device']}; transformers (torch "
-           f"{torch_out.get('torch')}, sdpa) on {torch_out['device']}. Times in ms, memory in GiB.", "",
+def run_torch_llava(args) -> dict:
+  import torch
+  from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration
+
+  if args.small:
+    cfg = LlavaOnevisionConfig(**_small_llava_hf())
+    frames = 4
+  else:
+    cfg = LlavaOnevisionConfig(
+        vision_config=dict(model_type="siglip_vision_model", hidden_size=1152, intermediate_size=4304,
+                           num_hidden_layers=26, num_attention_heads=16, image_size=384, patch_size=14,
+                           vision_use_head=False),
+        text_config=dict(model_type="qwen2", vocab_size=152128, hidden_size=3584, intermediate_size=18944,
+                         num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4,
+                         rope_parameters=dict(rope_type="default", rope_theta=1e6)),
+        vision_feature_layer=-1, vision_feature_select_strategy="full", tie_word_embeddings=False)
+    frames = 32
+  cfg._attn_implementation = "sdpa"  # pylint: disable=protected-access
+  device = "cuda" if torch.cuda.is_available() else "cpu"
+  torch.manual_seed(0)
+  start = time.perf_counter()
+  with torch.device(device):
+    model = LlavaOnevisionForConditionalGeneration(cfg).to(torch.bfloat16).eval()
+  init_s = time.perf_counter() - start
+  size = cfg.vision_config.image_size
+  tokens = frames * math.ceil(size // 14 / 2) ** 2 + 1
+  ids = torch.as_tensor(inputs(cfg.text_config.vocab_size, cfg.video_token_index, tokens), device=device).long()
+  mask = torch.ones_like(ids)
+  pixels = torch.as_tensor(np.random.default_rng(1).normal(size=(1, frames, 3, size, size)),
+                           device=device).to(torch.bfloat16)
+
+  def sync():
+    if device == "cuda":
+      torch.cuda.synchronize()
+
+  out = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "torch": torch.__version__,
+         "init_s": init_s, "model": args.model}
+  with torch.no_grad():
+    def vision():
+      model.model.get_video_features(pixels)
+      sync()
+    out["vision_ms"] = 1e3 * median_s(vision, args.repeats)
+    embeds = model.model.get_input_embeddings()(ids)
+    video = model.model.get_video_features(pixels).pooler_output
+    embeds = embeds.masked_scatter((ids == cfg.video_token_index)[..., None].expand_as(embeds), video)
+
+    def prefill():
+      model.model.language_model(inputs_embeds=embeds, attention_mask=mask, use_cache=True)
+      sync()
+    out["prefill_ms"] = 1e3 * median_s(prefill, args.repeats)
+    if device == "cuda":
+      torch.cuda.reset_peak_memory_stats()
+
+    def ttft():
+      model(input_ids=ids, attention_mask=mask, pixel_values_videos=pixels, logits_to_keep=1)
+      sync()
+    out["ttft_ms"] = 1e3 * median_s(ttft, args.repeats)
+
+    def e2e():
+      model.generate(input_ids=ids, attention_mask=mask, pixel_values_videos=pixels, max_new_tokens=NEW_TOKENS,
+                     min_new_tokens=NEW_TOKENS, do_sample=False)
+      sync()
+    out["end_to_end_ms"] = 1e3 * median_s(e2e, max(3, args.repeats // 3))
+    out["decode_step_ms"] = (out["end_to_end_ms"] - out["ttft_ms"]) / (NEW_TOKENS - 1)
+    if device == "cuda":
+      out["peak_gib"] = torch.cuda.max_memory_allocated() / 2 ** 30
+  out["llm_tokens"] = int(ids.shape[1])
+  print(out, flush=True)
+  return out
+
+
+def report(jax_out: dict, torch_out: Optional[dict]) -> str:
+  """The markdown table of one model (``torch_out`` may be None: no baseline)."""
+  head = f"{jax_out.get('model', 'qwen2_5_vl')}: ottvid_jax (jax {jax_out.get('jax')}) on {jax_out['device']}"
+  if torch_out:
+    head += f"; transformers (torch {torch_out.get('torch')}, sdpa) on {torch_out['device']}"
+  lines = [head + ". Times in ms, memory in GiB.", "",
            "| run | LLM tokens | vision tower | LLM prefill | decode step | time to first token | end to end (32 tokens) "
            "| peak memory |", "|---|---|---|---|---|---|---|---|"]
-  t = torch_out
-  lines.append(f"| transformers, uncompressed | {t['llm_tokens']} | {t['vision_ms']:.1f} | {t['prefill_ms']:.1f} | "
-               f"{t['decode_step_ms']:.2f} (from end to end) | {t['ttft_ms']:.1f} | {t['end_to_end_ms']:.1f} | "
-               f"{t.get('peak_gib', float('nan')):.2f} |")
+  if torch_out:
+    t = torch_out
+    lines.append(f"| transformers, uncompressed | {t['llm_tokens']} | {t['vision_ms']:.1f} | {t['prefill_ms']:.1f} | "
+                 f"{t['decode_step_ms']:.2f} (from end to end) | {t['ttft_ms']:.1f} | {t['end_to_end_ms']:.1f} | "
+                 f"{t.get('peak_gib', float('nan')):.2f} |")
   for r in sorted(jax_out["rows"], key=lambda r: -r["retention"]):
     lines.append(f"| ottvid_jax, r = {r['retention']:.2f} | {r['llm_tokens']} | {jax_out['vision_ms']:.1f} "
                  f"(+saliency {jax_out['vision_saliency_ms']:.1f}) | {r['prefill_ms']:.1f} | "
@@ -224,13 +344,15 @@ def report(jax_out: dict, torch_out: dict) -> str:
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--side", choices=("jax", "torch"))
+  parser.add_argument("--model", choices=("qwen2_5_vl", "llava_ov", "llava_video"), default="qwen2_5_vl")
   parser.add_argument("--out")
   parser.add_argument("--report", nargs=2, metavar=("JAX_JSON", "TORCH_JSON"))
   parser.add_argument("--repeats", type=int, default=10)
   parser.add_argument("--small", action="store_true")
   args = parser.parse_args()
   if args.report:
-    print(report(*(json.load(open(p)) for p in args.report)))
+    jax_out, torch_out = (json.load(open(p)) if os.path.isfile(p) else None for p in args.report)
+    print(report(jax_out, torch_out))
     return
   result = run_jax(args) if args.side == "jax" else run_torch(args)
   if args.out:
