@@ -255,3 +255,18 @@ def test_shapes_of_the_7b_models(make):
   feats = jax.eval_shape(lambda s, p: nnx.merge(graphdef, s).video_features(p, saliency=True), state, pixels)
   n = cfg.pooled ** 2
   assert feats[0].shape == (frames, n, 3584) and feats[1].shape == (frames, n)
+
+
+def test_lmms_lab_config():
+  """The original LLaVA-Video config (``mm_*`` keys, no vision_config) maps to the evaluation's layout."""
+  cfg = LlavaConfig.from_hf({
+      "architectures": ["LlavaQwenForCausalLM"], "mm_vision_tower": "google/siglip-so400m-patch14-384",
+      "mm_spatial_pool_mode": "average", "mm_newline_position": "grid", "vocab_size": 152064, "hidden_size": 3584,
+      "intermediate_size": 18944, "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4,
+      "rope_theta": 1000000.0, "max_position_embeddings": 32768})
+  assert (cfg.pool, cfg.newline, cfg.pooled, cfg.vision.feature_layers) == ("average", "grid", 13, 26)
+  assert cfg.video_tokens(64) == 64 * 182
+  with pytest.raises(NotImplementedError):
+    LlavaConfig.from_hf({"mm_vision_tower": "openai/clip-vit-large-patch14"})
+  with pytest.raises(NotImplementedError):
+    dataclasses.replace(cfg, pool="nearest")
