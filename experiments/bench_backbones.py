@@ -168,6 +168,49 @@ def _small_hf() -> dict:
           "vision_end_token_id": 1003, "tie_word_embeddings": False}
 
 
+def _time_torch(model, call: dict, vision, prefill: dict, args, init_s: float) -> dict:
+  """transformers' timings: ``vision()``, the LM on ``prefill`` embeddings, ``model(**call)`` to the first
+  token, and ``model.generate(**call)`` for 32 tokens (decode step derived from the last two)."""
+  import torch
+
+  device = call["input_ids"].device.type
+
+  def timed(fn, repeats):
+    def run():
+      fn()
+      if device == "cuda":
+        torch.cuda.synchronize()
+    return 1e3 * median_s(run, repeats)
+
+  out = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "torch": torch.__version__,
+         "init_s": init_s, "model": args.model, "llm_tokens": int(call["input_ids"].shape[1])}
+  with torch.no_grad():
+    out["vision_ms"] = timed(vision, args.repeats)
+    out["prefill_ms"] = timed(lambda: model.model.language_model(**prefill, use_cache=True), args.repeats)
+    if device == "cuda":
+      torch.cuda.reset_peak_memory_stats()
+    out["ttft_ms"] = timed(lambda: model(**call, logits_to_keep=1), args.repeats)
+    out["end_to_end_ms"] = timed(lambda: model.generate(**call, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
+                                                        do_sample=False), max(3, args.repeats // 3))
+  out["decode_step_ms"] = (out["end_to_end_ms"] - out["ttft_ms"]) / (NEW_TOKENS - 1)
+  if device == "cuda":
+    out["peak_gib"] = torch.cuda.max_memory_allocated() / 2 ** 30
+  print(out, flush=True)
+  return out
+
+
+def _torch_model(model_class, cfg):
+  import torch
+
+  cfg._attn_implementation = "sdpa"  # pylint: disable=protected-access
+  device = "cuda" if torch.cuda.is_available() else "cpu"
+  torch.manual_seed(0)
+  start = time.perf_counter()
+  with torch.device(device):
+    model = model_class(cfg).to(torch.bfloat16).eval()
+  return model, device, time.perf_counter() - start
+
+
 def run_torch(args) -> dict:
   if args.model == "llava_ov":
     return run_torch_llava(args)
@@ -187,64 +230,24 @@ def run_torch(args) -> dict:
                          rope_parameters=dict(rope_type="default", rope_theta=1e6, mrope_section=[16, 24, 24])),
         video_token_id=151656, image_token_id=151655, vision_start_token_id=151652, vision_end_token_id=151653,
         tie_word_embeddings=False)
-  cfg._attn_implementation = "sdpa"  # pylint: disable=protected-access
-  device = "cuda" if torch.cuda.is_available() else "cpu"
-  torch.manual_seed(0)
-  start = time.perf_counter()
-  with torch.device(device):
-    model = Qwen2_5_VLForConditionalGeneration(cfg).to(torch.bfloat16).eval()
-  init_s = time.perf_counter() - start
+  model, device, init_s = _torch_model(Qwen2_5_VLForConditionalGeneration, cfg)
   frames, side = (FRAMES, SIDE) if not args.small else (4, 112)
   grid = torch.tensor([[frames // 2, side // 14, side // 14]], device=device)
-  tokens = int(grid.prod()) // 4
-  ids = torch.as_tensor(inputs(cfg.text_config.vocab_size, cfg.video_token_id, tokens), device=device).long()
+  ids = torch.as_tensor(inputs(cfg.text_config.vocab_size, cfg.video_token_id, int(grid.prod()) // 4),
+                        device=device).long()
   mask = torch.ones_like(ids)
   tt = (ids == cfg.video_token_id).int() * 2
   pixels = torch.as_tensor(np.random.default_rng(1).normal(size=(int(grid.prod()), 1176)),
                            device=device).to(torch.bfloat16)
-
-  def sync():
-    if device == "cuda":
-      torch.cuda.synchronize()
-
-  out = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "torch": torch.__version__,
-         "init_s": init_s}
+  call = dict(input_ids=ids, attention_mask=mask, pixel_values_videos=pixels, video_grid_thw=grid,
+              mm_token_type_ids=tt, second_per_grid_ts=torch.tensor([1.0]))
   with torch.no_grad():
-    def vision():
-      model.model.visual(pixels, grid_thw=grid)
-      sync()
-    out["vision_ms"] = 1e3 * median_s(vision, args.repeats)
     embeds = model.model.get_input_embeddings()(ids)
     video = model.model.visual(pixels, grid_thw=grid).pooler_output
     embeds = embeds.masked_scatter((ids == cfg.video_token_id)[..., None].expand_as(embeds), video)
     position_ids, _ = model.model.get_rope_index(ids, tt, None, grid, torch.tensor([1.0]), mask)
-
-    def prefill():
-      model.model.language_model(inputs_embeds=embeds, position_ids=position_ids, attention_mask=mask,
-                                 use_cache=True)
-      sync()
-    out["prefill_ms"] = 1e3 * median_s(prefill, args.repeats)
-
-    def ttft():
-      model(input_ids=ids, attention_mask=mask, pixel_values_videos=pixels, video_grid_thw=grid,
-            mm_token_type_ids=tt, second_per_grid_ts=torch.tensor([1.0]), logits_to_keep=1)
-      sync()
-    if device == "cuda":
-      torch.cuda.reset_peak_memory_stats()
-    out["ttft_ms"] = 1e3 * median_s(ttft, args.repeats)
-
-    def e2e():
-      model.generate(input_ids=ids, attention_mask=mask, pixel_values_videos=pixels, video_grid_thw=grid,
-                     mm_token_type_ids=tt, second_per_grid_ts=torch.tensor([1.0]), max_new_tokens=NEW_TOKENS,
-                     min_new_tokens=NEW_TOKENS, do_sample=False)
-      sync()
-    out["end_to_end_ms"] = 1e3 * median_s(e2e, max(3, args.repeats // 3))
-    out["decode_step_ms"] = (out["end_to_end_ms"] - out["ttft_ms"]) / (NEW_TOKENS - 1)
-    if device == "cuda":
-      out["peak_gib"] = torch.cuda.max_memory_allocated() / 2 ** 30
-  out["llm_tokens"] = int(ids.shape[1])
-  print(out, flush=True)
-  return out
+  prefill = dict(inputs_embeds=embeds, position_ids=position_ids, attention_mask=mask)
+  return _time_torch(model, call, lambda: model.model.visual(pixels, grid_thw=grid), prefill, args, init_s)
 
 
 def run_torch_llava(args) -> dict:
@@ -264,58 +267,20 @@ def run_torch_llava(args) -> dict:
                          rope_parameters=dict(rope_type="default", rope_theta=1e6)),
         vision_feature_layer=-1, vision_feature_select_strategy="full", tie_word_embeddings=False)
     frames = 32
-  cfg._attn_implementation = "sdpa"  # pylint: disable=protected-access
-  device = "cuda" if torch.cuda.is_available() else "cpu"
-  torch.manual_seed(0)
-  start = time.perf_counter()
-  with torch.device(device):
-    model = LlavaOnevisionForConditionalGeneration(cfg).to(torch.bfloat16).eval()
-  init_s = time.perf_counter() - start
+  model, device, init_s = _torch_model(LlavaOnevisionForConditionalGeneration, cfg)
   size = cfg.vision_config.image_size
   tokens = frames * math.ceil(size // 14 / 2) ** 2 + 1
   ids = torch.as_tensor(inputs(cfg.text_config.vocab_size, cfg.video_token_index, tokens), device=device).long()
   mask = torch.ones_like(ids)
   pixels = torch.as_tensor(np.random.default_rng(1).normal(size=(1, frames, 3, size, size)),
                            device=device).to(torch.bfloat16)
-
-  def sync():
-    if device == "cuda":
-      torch.cuda.synchronize()
-
-  out = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "torch": torch.__version__,
-         "init_s": init_s, "model": args.model}
+  call = dict(input_ids=ids, attention_mask=mask, pixel_values_videos=pixels)
   with torch.no_grad():
-    def vision():
-      model.model.get_video_features(pixels)
-      sync()
-    out["vision_ms"] = 1e3 * median_s(vision, args.repeats)
     embeds = model.model.get_input_embeddings()(ids)
     video = model.model.get_video_features(pixels).pooler_output
     embeds = embeds.masked_scatter((ids == cfg.video_token_index)[..., None].expand_as(embeds), video)
-
-    def prefill():
-      model.model.language_model(inputs_embeds=embeds, attention_mask=mask, use_cache=True)
-      sync()
-    out["prefill_ms"] = 1e3 * median_s(prefill, args.repeats)
-    if device == "cuda":
-      torch.cuda.reset_peak_memory_stats()
-
-    def ttft():
-      model(input_ids=ids, attention_mask=mask, pixel_values_videos=pixels, logits_to_keep=1)
-      sync()
-    out["ttft_ms"] = 1e3 * median_s(ttft, args.repeats)
-
-    def e2e():
-      model.generate(input_ids=ids, attention_mask=mask, pixel_values_videos=pixels, max_new_tokens=NEW_TOKENS,
-                     min_new_tokens=NEW_TOKENS, do_sample=False)
-      sync()
-    out["end_to_end_ms"] = 1e3 * median_s(e2e, max(3, args.repeats // 3))
-    out["decode_step_ms"] = (out["end_to_end_ms"] - out["ttft_ms"]) / (NEW_TOKENS - 1)
-    if device == "cuda":
-      out["peak_gib"] = torch.cuda.max_memory_allocated() / 2 ** 30
-  out["llm_tokens"] = int(ids.shape[1])
-  print(out, flush=True)
-  return out
+  prefill = dict(inputs_embeds=embeds, attention_mask=mask)
+  return _time_torch(model, call, lambda: model.model.get_video_features(pixels), prefill, args, init_s)
 
 
 def report(jax_out: dict, torch_out: Optional[dict]) -> str:

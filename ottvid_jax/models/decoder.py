@@ -20,7 +20,7 @@ from flax import nnx
 
 from ottvid_jax.models import layers
 
-__all__ = ["Decoder", "DecoderConfig", "KVCache", "rope_tables"]
+__all__ = ["Decoder", "DecoderConfig", "DecoderLM", "KVCache", "rope_tables"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,3 +203,20 @@ class Decoder(nnx.Module):
     if cache is not None:
       cache = KVCache(tuple(new_k), tuple(new_v))
     return x, cache
+
+
+class DecoderLM(nnx.Module):
+  """Base of the backbones: a ``language_model`` (:class:`Decoder`) and its LM head, tied or not."""
+
+  def _build_lm(self, config: DecoderConfig, tie_word_embeddings: bool, *, dtype, param_dtype, rngs: nnx.Rngs):
+    self.language_model = Decoder(config, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    self.tie_word_embeddings = tie_word_embeddings
+    if not tie_word_embeddings:
+      self.lm_head = layers.linear(config.hidden_size, config.vocab_size, bias=False, dtype=dtype,
+                                   param_dtype=param_dtype, rngs=rngs)
+
+  def logits(self, hidden: jax.Array) -> jax.Array:
+    """``[..., D]`` final hidden states to ``[..., V]`` vocabulary logits."""
+    if self.tie_word_embeddings:
+      return self.language_model.embed_tokens.attend(hidden)
+    return self.lm_head(hidden)

@@ -21,7 +21,7 @@ from flax import nnx
 
 from ottvid_jax import compressor
 from ottvid_jax.models import layers
-from ottvid_jax.models.decoder import Decoder, DecoderConfig, KVCache
+from ottvid_jax.models.decoder import DecoderConfig, DecoderLM
 from ottvid_jax.models.llava_onevision import pooling
 from ottvid_jax.models.llava_onevision.siglip import SiglipConfig, SiglipTower
 
@@ -125,7 +125,7 @@ class LlavaConfig:
     return dataclasses.replace(cls.llava_onevision_7b(), pool="average", newline="grid")
 
 
-class LlavaOnevision(nnx.Module):
+class LlavaOnevision(DecoderLM):
   """``LlavaOnevisionForConditionalGeneration`` (videos) as an NNX module."""
 
   def __init__(self, config: LlavaConfig, *, dtype=jnp.float32, param_dtype=jnp.float32,
@@ -138,14 +138,7 @@ class LlavaOnevision(nnx.Module):
     self.multi_modal_projector = nnx.Dict(linear_1=layers.linear(d_in, d, bias=config.projector_bias, **kw),
                                           linear_2=layers.linear(d, d, bias=config.projector_bias, **kw))
     self.image_newline = nnx.Param(jnp.zeros((d,), param_dtype))
-    self.language_model = Decoder(config.text, **kw)
-    if not config.tie_word_embeddings:
-      self.lm_head = layers.linear(d, config.text.vocab_size, bias=False, **kw)
-
-  def logits(self, hidden: jax.Array) -> jax.Array:
-    if self.config.tie_word_embeddings:
-      return self.language_model.embed_tokens.attend(hidden)
-    return self.lm_head(hidden)
+    self._build_lm(config.text, config.tie_word_embeddings, **kw)
 
   def video_features(self, pixels: jax.Array, *, saliency: bool = False):
     """Pooled LLM-input tokens of every frame: ``([F, n, D], saliency [F, n] or None)``.

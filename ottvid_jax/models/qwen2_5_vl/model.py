@@ -20,8 +20,7 @@ import numpy as np
 from flax import nnx
 
 from ottvid_jax import compressor
-from ottvid_jax.models import layers
-from ottvid_jax.models.decoder import Decoder, DecoderConfig, KVCache
+from ottvid_jax.models.decoder import DecoderConfig, DecoderLM, KVCache
 from ottvid_jax.models.qwen2_5_vl.vision import GridTHW, VisionConfig, VisionTower
 
 __all__ = ["Qwen2_5_VL", "Qwen2_5_VLConfig", "rope_index", "static_grid"]
@@ -152,7 +151,7 @@ def rope_index(
   return positions.astype(np.int32), deltas.astype(np.int32)
 
 
-class Qwen2_5_VL(nnx.Module):
+class Qwen2_5_VL(DecoderLM):
   """``Qwen2_5_VLForConditionalGeneration`` as an NNX module."""
 
   def __init__(self, config: Qwen2_5_VLConfig, *, dtype=jnp.float32, param_dtype=jnp.float32,
@@ -161,14 +160,7 @@ class Qwen2_5_VL(nnx.Module):
     self.config = config
     kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
     self.visual = VisionTower(config.vision, **kw)
-    self.language_model = Decoder(config.text, **kw)
-    if not config.tie_word_embeddings:
-      self.lm_head = layers.linear(config.text.hidden_size, config.text.vocab_size, bias=False, **kw)
-
-  def logits(self, hidden: jax.Array) -> jax.Array:
-    if self.config.tie_word_embeddings:
-      return self.language_model.embed_tokens.attend(hidden)
-    return self.lm_head(hidden)
+    self._build_lm(config.text, config.tie_word_embeddings, **kw)
 
   def embed(self, input_ids: jax.Array, video_tokens: Optional[jax.Array]) -> jax.Array:
     """Token embeddings with the video tokens scattered over the video pads, ``[B, S, D]``."""
