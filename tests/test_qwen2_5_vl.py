@@ -1,6 +1,5 @@
 """Qwen2.5-VL against ``transformers`` on tiny random checkpoints saved by ``save_pretrained``."""
 
-import json
 import os
 
 import jax
@@ -12,7 +11,7 @@ import torch
 import ottvid_jax as ov
 from ottvid_jax import models
 from ottvid_jax.models.generate import SamplingConfig
-from ottvid_jax.models.qwen2_5_vl import Qwen2_5_VL, Qwen2_5_VLConfig, rope_index, static_grid, vision_layout
+from ottvid_jax.models.qwen2_5_vl import Qwen2_5_VL, Qwen2_5_VLConfig, rope_index, vision_layout
 from ottvid_jax.models.qwen2_5_vl.generation import VideoBatch, generate
 from tests import hf_tiny
 

@@ -1,6 +1,5 @@
 """Each stage alone: hand-checked cases and invariants."""
 
-import itertools
 
 import jax
 import jax.numpy as jnp

@@ -15,11 +15,10 @@ import enum
 import json
 import os
 import re
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 __all__ = ["CheckpointError", "KeyTable", "Transform", "checkpoint_files", "decoder_rules", "fused_rules",
