@@ -257,3 +257,23 @@ def test_shapes_of_the_7b_model():
   assert out.shape == (1, 4156, 152064) and out.dtype == jnp.bfloat16
   tokens = jax.eval_shape(lambda s, x: nnx.merge(graphdef, s).visual(x, grid), state, pixels)
   assert tokens[0].shape == (4096, 3584) and tokens[1].shape == (4096,)
+
+
+@pytest.mark.parametrize("name", ["visionzip", "flashvid"])
+def test_peer_methods_at_prefill(tiny, name):
+  """Any peer runs between the merger and the LLM; FlashVID's empty slots are masked."""
+  from ottvid_jax import peers
+  from ottvid_jax.models.qwen2_5_vl.generation import llm_input
+
+  _, _, ours = tiny
+  rng = np.random.default_rng(7)
+  grid = [(4, 10, 12)]
+  ids, pixels = hf_tiny.random_video_inputs(rng, grid)
+  ids = np.asarray([ids])
+  batch = VideoBatch(ids, np.ones_like(ids), pixels, tuple(grid), (1.0,))
+  cfg = peers.PeerConfig(name, 0.25)
+  (_, _, mask), plan = llm_input(ours, batch, cfg)
+  video = plan.video[0] >= 0
+  assert video.sum() == 30 and np.asarray(mask)[0][video].sum() <= 30
+  result = generate(ours, batch, SamplingConfig(max_new_tokens=3), cfg, eos_token_ids=[])
+  assert result.tokens.shape == (1, 3) and result.visual_tokens[0] == np.asarray(mask)[0][video].sum()

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from ottvid_jax import peers
 from ottvid_jax.models.decoder import KVCache
 
 __all__ = ["GenerationResult", "Generator", "SamplingConfig", "decode", "decode_text", "generator_for", "sample"]
@@ -199,7 +200,7 @@ def generator_for(model: nnx.Module) -> Generator:
 
 
 def decode(generator: Generator, llm_input, plan, input_visual_tokens: np.ndarray, sampling: SamplingConfig,
-           eos_token_ids: Sequence[int], progress, start: float) -> GenerationResult:
+           eos_token_ids: Sequence[int], progress, start: float, compression=None) -> GenerationResult:
   """Prefill and decode from a built LLM input; the shared tail of every backbone's ``generate``.
 
   Args:
@@ -207,10 +208,12 @@ def decode(generator: Generator, llm_input, plan, input_visual_tokens: np.ndarra
     plan: the :class:`SequencePlan` the input was built from.
     input_visual_tokens: per row, the video placeholder tokens before compression.
     start: ``time.perf_counter()`` when the request began (for time to first token).
+    compression: what compressed the videos (None, an ``OTTVidConfig`` or a ``PeerConfig``).
   """
   embeds, positions, mask = llm_input
-  # OTT-Vid's survivors always fill their slots, so the only padding is a batch's left padding.
-  dense = bool(((plan.text >= 0) | (plan.video >= 0)).all())
+  # OTT-Vid's survivors (and most peers') always fill their slots: the only padding is then a batch's left
+  # padding, which the plan shows.
+  dense = bool(((plan.text >= 0) | (plan.video >= 0)).all()) and (compression is None or peers.fills_slots(compression))
   tokens, timings = generator.generate(embeds, positions, mask, sampling, eos_token_ids, progress, dense)
   timings["first_token_s"] = timings.pop("first_token_at") - start  # host prep + vision + OTT-Vid + LLM prefill
   timings["total_s"] = time.perf_counter() - start

@@ -23,15 +23,17 @@ these ratios); see ``docs/PEERS.md``.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+import dataclasses
+from typing import Callable, Optional, Union
 
 import jax
 
-from ottvid_jax.compressor.config import MassMode, OTTVidConfig
+from ottvid_jax.compressor.config import MassMode, OTTVidConfig, budget
 from ottvid_jax.compressor.pipeline import CompressionOutput, compress
+from ottvid_jax.peers.common import target_count
 from ottvid_jax.peers.methods import divprune, dycoke, fastvid, flashvid, random_keep, uniform_keep, visionzip
 
-__all__ = ["METHODS", "run"]
+__all__ = ["METHODS", "PeerConfig", "apply", "fills_slots", "run", "slot_count"]
 
 
 def _ottvid(**changes) -> Callable:
@@ -68,3 +70,45 @@ def run(name: str, features, saliency, retention: float, grid_hw: tuple[int, int
   if name == "random" and key is None:
     raise ValueError("the random method needs a PRNG key")
   return METHODS[name](features, saliency, retention, grid_hw=grid_hw, key=key)
+
+
+@dataclasses.dataclass(frozen=True)
+class PeerConfig:
+  """A peer method and its retention, usable wherever an :class:`OTTVidConfig` is (all static).
+
+  ``random`` draws with the fixed key ``seed``.
+  """
+
+  name: str
+  retention: float
+  seed: int = 0
+
+  def __post_init__(self):
+    if self.name not in METHODS:
+      raise ValueError(f"unknown method {self.name!r}; choose one of {sorted(METHODS)}")
+    target_count(1, 1, self.retention)  # checks the range
+
+
+jax.tree_util.register_dataclass(PeerConfig, data_fields=[], meta_fields=["name", "retention", "seed"])
+
+Compression = Union[OTTVidConfig, PeerConfig]
+
+
+def slot_count(compression: Compression, frames: int, tokens: int) -> int:
+  """The static output length of ``compression`` on a ``[frames, tokens, D]`` video."""
+  if isinstance(compression, OTTVidConfig):
+    return budget(compression, frames, tokens).slots
+  return target_count(frames, tokens, compression.retention)
+
+
+def fills_slots(compression: Compression) -> bool:
+  """Whether every output slot is always valid (no padding to mask)."""
+  return isinstance(compression, OTTVidConfig) or compression.name != "flashvid"
+
+
+def apply(compression: Compression, features, saliency, grid_hw: tuple[int, int]) -> CompressionOutput:
+  """Runs OTT-Vid (an :class:`OTTVidConfig`) or a peer (a :class:`PeerConfig`) on one video."""
+  if isinstance(compression, OTTVidConfig):
+    return compress(features, saliency, compression, grid_hw=grid_hw)
+  return run(compression.name, features, saliency, compression.retention, grid_hw,
+             key=jax.random.key(compression.seed))

@@ -12,8 +12,6 @@ docstring. Similarities are float32 cosines (:func:`cosine_similarity`).
 
 from __future__ import annotations
 
-import math
-from typing import Optional
 
 import jax
 import jax.numpy as jnp

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ottvid_jax import compressor
+from ottvid_jax import peers
 from ottvid_jax.models import layers
 from ottvid_jax.models.decoder import DecoderConfig, DecoderLM
 from ottvid_jax.models.llava_onevision import pooling
@@ -156,12 +156,12 @@ class LlavaOnevision(DecoderLM):
       received = pooling.pool(received.reshape(f, g, g), self.config.pool).reshape(f, o * o)
     return x, received
 
-  def video_slots(self, frames: tuple[int, ...], compression: Optional[compressor.OTTVidConfig]) -> tuple[int, ...]:
+  def video_slots(self, frames: tuple[int, ...], compression: Optional[peers.Compression]) -> tuple[int, ...]:
     """Per video, its slots in the LLM input (static)."""
     n = self.config.pooled ** 2
     if compression is None:
       return tuple(self.config.video_tokens(t) for t in frames)
-    return tuple(compressor.budget(compression, t, n).slots + self.config.newlines(t) for t in frames)
+    return tuple(peers.slot_count(compression, t, n) + self.config.newlines(t) for t in frames)
 
   def _video_sequence(self, tokens, saliency, frames: int, compression):
     """One video's LLM slots: ``(tokens [L, D], valid [L])`` with the newlines in place."""
@@ -181,8 +181,7 @@ class LlavaOnevision(DecoderLM):
       else:
         seq = tokens
       return seq, jnp.ones((seq.shape[0],), bool)
-    out = compressor.compress(tokens.reshape(frames, n, d), saliency.reshape(frames, n), compression,
-                              grid_hw=(o, o))
+    out = peers.apply(compression, tokens.reshape(frames, n, d), saliency.reshape(frames, n), (o, o))
     m = out.tokens.shape[0]
     newlines = self.config.newlines(frames)
     length = m + newlines
@@ -207,7 +206,7 @@ class LlavaOnevision(DecoderLM):
       pixel_values_videos: ``[F, C, S, S]``, the frames of every video in order.
       frames: static frame count of each video.
       text_source, video_source: a :class:`SequencePlan`'s arrays.
-      compression: OTT-Vid's config, or None.
+      compression: OTT-Vid's config or a peer's (:class:`peers.PeerConfig`), or None.
     """
     b, s = input_ids.shape
     tokens, saliency = self.video_features(pixel_values_videos, saliency=compression is not None)

@@ -99,4 +99,5 @@ def generate(
   built, plan = llm_input(model, batch, compression)
   eos = model.config.eos_token_ids if eos_token_ids is None else eos_token_ids
   is_video = (np.asarray(batch.input_ids) == model.config.video_token_id) & np.asarray(batch.attention_mask, bool)
-  return decode(generator_for(model), built, plan, is_video.sum(axis=1), sampling, eos, progress, start)
+  return decode(generator_for(model), built, plan, is_video.sum(axis=1), sampling, eos, progress, start,
+                compression)
