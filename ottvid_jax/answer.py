@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from ottvid_jax import compressor
 from ottvid_jax import video as video_lib
 
-__all__ = ["Answer", "answer", "generate", "load_backbone"]
+__all__ = ["Answer", "answer", "compression_for", "generate", "load_backbone", "make_answerer"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,3 +65,47 @@ def answer(checkpoint: str, video: str, question: str, retention: Optional[float
   timings = dict(result.timings, load_s=load_s)
   return Answer(processor.decode(result.tokens[0]), int(result.input_visual_tokens[0]),
                 int(result.visual_tokens[0]), result.llm_length, int(result.timings["new_tokens"]), timings)
+
+
+def compression_for(method: str, retention: float):
+  """None (``method="none"``), an ``OTTVidConfig`` (``"ottvid"``) or a peer's ``PeerConfig``."""
+  from ottvid_jax import peers  # pylint: disable=import-outside-toplevel
+
+  if method == "none":
+    return None
+  if method == "ottvid":
+    return compressor.OTTVidConfig(retention=float(retention))
+  return peers.PeerConfig(method, float(retention))
+
+
+def default_frames(model) -> int:
+  """The evaluation frame counts of the paper's protocol: 64 for LLaVA-Video, else 32."""
+  newline = getattr(model.config, "newline", None)
+  return 64 if newline == "grid" else 32
+
+
+def make_answerer(checkpoint: str, method: str = "ottvid", retention: float = 0.1, frames: Optional[int] = None,
+                  dtype=jnp.bfloat16):
+  """``sample -> (response, extra)`` for ``ottvid_jax.eval.evaluate``: the model is loaded once.
+
+  Greedy decoding, 8 new tokens for multiple choice and 48 for grounding;
+  ``extra`` records the visual tokens before and after compression and the time
+  to the first token.
+  """
+  from ottvid_jax.eval import prompt  # pylint: disable=import-outside-toplevel
+  from ottvid_jax.models.generate import SamplingConfig  # pylint: disable=import-outside-toplevel
+
+  model, processor, _ = load_backbone(checkpoint, dtype)
+  compression = compression_for(method, retention)
+  frames = frames or default_frames(model)
+
+  def answer_sample(sample):
+    clip = video_lib.read_video(sample.video, num_frames=frames)
+    new_tokens = 48 if sample.grounding else 8
+    batch = processor(clip, prompt(sample), max_length=model.config.text.max_position_embeddings - new_tokens)
+    result = generate(model, batch, SamplingConfig(max_new_tokens=new_tokens), compression)
+    return processor.decode(result.tokens[0]), {"visual_tokens_in": int(result.input_visual_tokens[0]),
+                                                "visual_tokens_llm": int(result.visual_tokens[0]),
+                                                "first_token_s": result.timings["first_token_s"]}
+
+  return answer_sample
