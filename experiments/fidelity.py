@@ -32,9 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ottvid_jax import peers, pixels
+from ottvid_jax import fidelity, peers, pixels
 from ottvid_jax import video as video_lib
-from ottvid_jax.compressor.selection import l2_normalize
 
 CLIPS = ("bigbuckbunny", "bikes", "carphone")
 RETENTIONS = (0.05, 0.10, 0.15, 0.25)
@@ -70,27 +69,12 @@ def paste_objects(frames: np.ndarray) -> tuple[np.ndarray, tuple[int, int], list
   return frames, still, path
 
 
-def rebuild(features: jnp.ndarray, out) -> jnp.ndarray:
-  """Every input token rebuilt from the most similar valid output token whose span covers its frame."""
-  t, n, d = features.shape
-  unit = l2_normalize(features).reshape(t * n, d)
-  out_unit = l2_normalize(out.tokens.astype(jnp.float32))
-  sim = unit @ out_unit.T  # [T*N, M]
-  frame = jnp.arange(t * n) // n
-  covers = out.valid[None, :] & (out.span[None, :, 0] <= frame[:, None]) & (out.span[None, :, 1] >= frame[:, None])
-  best = jnp.argmax(jnp.where(covers, sim, -jnp.inf), axis=1)
-  has = jnp.any(covers, axis=1)
-  return jnp.where(has[:, None], out.tokens.astype(jnp.float32)[best], 0.0).reshape(t, n, d)
-
-
 @functools.partial(jax.jit, static_argnames=("name", "retention", "grid"))
 def evaluate(name, features, saliency, offset, retention, grid):
   out = peers.run(name, features, saliency, retention, grid, key=jax.random.key(0))
-  rebuilt = rebuild(features, out)
-  w = saliency / jnp.sum(saliency, axis=1, keepdims=True)
-  error = jnp.sum(w * jnp.sum((features - rebuilt) ** 2, -1) / jnp.maximum(jnp.sum(features ** 2, -1), 1e-8)) / len(w)
-  mse = jnp.mean((jnp.clip(features + offset, 0, 1) - jnp.clip(rebuilt + offset, 0, 1)) ** 2)
-  return error, 10.0 * jnp.log10(1.0 / mse), rebuilt, jnp.sum(out.valid)
+  rebuilt = fidelity.rebuild(features, out.tokens, out.valid, out.span)
+  return (fidelity.reconstruction_error(features, saliency, rebuilt), fidelity.psnr(features, rebuilt, offset),
+          rebuilt, jnp.sum(out.valid))
 
 
 def survival(features, rebuilt, cells) -> float:
