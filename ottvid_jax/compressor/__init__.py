@@ -26,6 +26,7 @@ from ottvid_jax.compressor.pipeline import (
     transport_stage,
     validate_inputs,
 )
+from ottvid_jax.compressor.soft import SoftCompressionOutput, soft_compress, soft_select
 from ottvid_jax.compressor.selection import cosine_similarity, l2_normalize, normalize_saliency, select_tokens
 from ottvid_jax.compressor.transport import TransportResult, transport_plan
 
@@ -56,6 +57,9 @@ __all__ = [
     "pair_alpha",
     "pair_cost",
     "select_tokens",
+    "soft_compress",
+    "soft_select",
+    "SoftCompressionOutput",
     "spatial_stage",
     "SpatialStage",
     "SpatialRounding",

@@ -119,8 +119,10 @@ class OTTVidConfig:
     spatial_rounding: :class:`SpatialRounding` of ``K = N * r_s``.
 
   Note:
-    Ranges are checked when the values are concrete (Python numbers or
-    arrays); traced values inside ``jit``/``vmap`` cannot be checked. A tiny
+    Ranges are checked when a config is constructed with concrete values
+    (Python numbers or arrays); configs that JAX rebuilds from leaves (under
+    ``jit``/``vmap``/``grad``, gradients and optimiser updates) are not
+    checked. A tiny
     ``epsilon`` (below about 1e-3 for costs in [0, 1]) needs more Sinkhorn
     iterations than the paper's 200 to reach its marginals.
   """
@@ -176,9 +178,23 @@ class OTTVidConfig:
     return self.retention ** (1.0 - self.temporal_share)
 
 
-jax.tree_util.register_dataclass(
-    OTTVidConfig, data_fields=list(_TRACED), meta_fields=list(_STATIC)
-)
+def _flatten_with_keys(config: OTTVidConfig):
+  children = [(jax.tree_util.GetAttrKey(name), getattr(config, name)) for name in _TRACED]
+  return children, tuple(getattr(config, name) for name in _STATIC)
+
+
+def _unflatten(static, children) -> OTTVidConfig:
+  # Rebuilt without __post_init__: transformations put tracers, tangents,
+  # gradients and optimiser updates (negative values included) in the leaves.
+  config = object.__new__(OTTVidConfig)
+  for name, value in zip(_STATIC + _TRACED, tuple(static) + tuple(children)):
+    object.__setattr__(config, name, value)
+  return config
+
+
+jax.tree_util.register_pytree_with_keys(
+    OTTVidConfig, _flatten_with_keys, _unflatten,
+    flatten_func=lambda c: ([getattr(c, n) for n in _TRACED], tuple(getattr(c, n) for n in _STATIC)))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -88,5 +88,8 @@ def pair_cost(
   similarity = selection.cosine_similarity(tokens, next_tokens, normalized=normalized)  # [K, K']
   appearance = 1.0 - jnp.maximum(similarity, 0.0)
   offset = positions[:, None, :] - next_positions[None, :, :]  # [K, K', 2]
-  distance = jnp.sqrt(jnp.sum(offset * offset, axis=-1)) / math.sqrt(2.0)  # [K, K']
+  squared = jnp.sum(offset * offset, axis=-1)  # [K, K']
+  # sqrt has an infinite slope at 0 (same position): the double `where` keeps the
+  # value exact and the gradient (of soft positions) finite.
+  distance = jnp.where(squared > 0, jnp.sqrt(jnp.where(squared > 0, squared, 1.0)), 0.0) / math.sqrt(2.0)
   return alpha * appearance + (1.0 - alpha) * locality_scale * distance
