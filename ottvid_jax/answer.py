@@ -85,17 +85,32 @@ def default_frames(model) -> int:
 
 
 def make_answerer(checkpoint: str, method: str = "ottvid", retention: float = 0.1, frames: Optional[int] = None,
-                  dtype=jnp.bfloat16):
+                  dtype=jnp.bfloat16, devices=None, tensor_parallel: bool = False):
   """``sample -> (response, extra)`` for ``ottvid_jax.eval.evaluate``: the model is loaded once.
 
   Greedy decoding, 8 new tokens for multiple choice and 48 for grounding;
   ``extra`` records the visual tokens before and after compression and the time
   to the first token.
+
+  With ``devices`` (a list), returns one answerer per device, each with its own
+  replica of the weights (data parallel: give the list to ``evaluate``); with
+  ``tensor_parallel``, one answerer whose weights are split over all local
+  devices (``ottvid_jax.models.sharding``).
   """
+  from ottvid_jax.models import sharding  # pylint: disable=import-outside-toplevel
+
+  model, processor, _ = load_backbone(checkpoint, dtype)
+  if tensor_parallel:
+    model = sharding.tensor_parallel(model, sharding.make_mesh())
+  if devices:
+    return [_answerer(sharding.replicate_to(model, d), processor, method, retention, frames) for d in devices]
+  return _answerer(model, processor, method, retention, frames)
+
+
+def _answerer(model, processor, method, retention, frames):
   from ottvid_jax.eval import prompt  # pylint: disable=import-outside-toplevel
   from ottvid_jax.models.generate import SamplingConfig  # pylint: disable=import-outside-toplevel
 
-  model, processor, _ = load_backbone(checkpoint, dtype)
   compression = compression_for(method, retention)
   frames = frames or default_frames(model)
 

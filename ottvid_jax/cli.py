@@ -36,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
   ev.add_argument("--out", help="results JSONL (default results/<benchmark>_<method>_<retention>.jsonl)")
   ev.add_argument("--limit", type=int, help="answer at most this many new questions")
   ev.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16")
+  parallel = ev.add_mutually_exclusive_group()
+  parallel.add_argument("--data-parallel", action="store_true",
+                        help="one model replica per local device, questions spread over them")
+  parallel.add_argument("--tensor-parallel", action="store_true",
+                        help="one model with its weights split over all local devices")
   return parser
 
 
@@ -100,7 +105,10 @@ def _eval(args) -> int:
     samples, problems = evaluation.read_benchmark(args.benchmark, args.data)
     for problem in problems:
       console.print(f"[yellow]skipped[/yellow] {problem}")
-    respond = answer.make_answerer(args.checkpoint, args.method, retention, args.frames, getattr(jnp, args.dtype))
+    import jax  # pylint: disable=import-outside-toplevel
+    respond = answer.make_answerer(args.checkpoint, args.method, retention, args.frames, getattr(jnp, args.dtype),
+                                   devices=jax.local_devices() if args.data_parallel else None,
+                                   tensor_parallel=args.tensor_parallel)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TimeRemainingColumn())
     with Progress(*columns, console=console) as progress:

@@ -1,0 +1,76 @@
+"""Several devices on the CPU (``--xla_force_host_platform_device_count``): sharded == unsharded."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+
+def run_with_devices(script: str, count: int = 4) -> str:
+  env = dict(os.environ, PYTHONPATH=os.getcwd(), XLA_FLAGS=f"--xla_force_host_platform_device_count={count}")
+  result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, env=env,
+                          timeout=900)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result.stdout
+
+
+def test_tensor_parallel_logits_and_generation_equal_unsharded(tmp_path):
+  out = run_with_devices(f"""
+      import jax, jax.numpy as jnp, numpy as np
+      jax.config.update("jax_default_matmul_precision", "highest")
+      from tests import hf_tiny
+      hf_tiny.import_torchvision()
+      from flax import nnx
+      from ottvid_jax import models
+      from ottvid_jax.models import sharding
+      from ottvid_jax.models.generate import SamplingConfig
+      from ottvid_jax.models.qwen2_5_vl.generation import VideoBatch, generate
+      assert jax.local_device_count() == 4
+      hf_tiny.tiny_qwen().save_pretrained({str(tmp_path)!r})
+      plain = models.load({str(tmp_path)!r}, dtype=jnp.float32)
+      split = sharding.tensor_parallel(models.load({str(tmp_path)!r}, dtype=jnp.float32), sharding.make_mesh())
+      leaves = jax.tree_util.tree_leaves(nnx.state(split))
+      assert sum(not l.sharding.is_fully_replicated for l in leaves) >= 20
+      ids, pixels = hf_tiny.random_video_inputs(np.random.default_rng(0), [(2, 6, 8)])
+      ids = np.asarray([ids])
+      a = np.asarray(plain(ids, None, pixels, [(2, 6, 8)], [1.0]))
+      b = np.asarray(split(ids, None, pixels, [(2, 6, 8)], [1.0]))
+      np.testing.assert_allclose(a, b, atol=1e-5)
+      batch = VideoBatch(ids, np.ones_like(ids), pixels, ((2, 6, 8),), (1.0,))
+      ta = generate(plain, batch, SamplingConfig(max_new_tokens=6), eos_token_ids=[]).tokens
+      tb = generate(split, batch, SamplingConfig(max_new_tokens=6), eos_token_ids=[]).tokens
+      np.testing.assert_array_equal(ta, tb)
+      print("TP OK")
+  """)
+  assert "TP OK" in out
+
+
+def test_data_parallel_evaluation_equals_serial(tmp_path):
+  out = run_with_devices(f"""
+      import json, os, jax, jax.numpy as jnp
+      from tests import hf_tiny
+      hf_tiny.import_torchvision()
+      from ottvid_jax import eval as evaluation, video
+      from ottvid_jax.answer import make_answerer
+      folder = {str(tmp_path)!r}
+      hf_tiny.tiny_qwen(seed=3).save_pretrained(folder)
+      hf_tiny.write_tokenizer(folder)
+      os.makedirs(os.path.join(folder, "data/json")); os.makedirs(os.path.join(folder, "data/video/t"))
+      os.symlink(video.sample_clip("bikes")[0], os.path.join(folder, "data/video/t/a.mp4"))
+      rows = [{{"video": "a.mp4", "question": f"question {{i}}?", "candidates": ["x", "y", "z"], "answer": "y"}}
+              for i in range(6)]
+      json.dump(rows, open(os.path.join(folder, "data/json/t.json"), "w"))
+      samples, _ = evaluation.read_benchmark("mvbench", os.path.join(folder, "data"))
+      serial = evaluation.evaluate(samples, make_answerer(folder, "ottvid", 0.25, 4, jnp.float32),
+                                   os.path.join(folder, "serial.jsonl"))
+      workers = make_answerer(folder, "ottvid", 0.25, 4, jnp.float32, devices=jax.local_devices())
+      assert len(workers) == 4
+      parallel = evaluation.evaluate(samples, workers, os.path.join(folder, "parallel.jsonl"))
+      key = lambda r: r["id"]
+      strip = lambda rs: sorted(({{k: v for k, v in r.items() if k not in ("seconds", "first_token_s")}}
+                                 for r in rs), key=key)
+      assert len(parallel) == 6 and len({{r["id"] for r in parallel}}) == 6
+      assert strip(serial) == strip(parallel), (strip(serial), strip(parallel))
+      print("DP OK")
+  """)
+  assert "DP OK" in out
