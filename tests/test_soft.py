@@ -1,6 +1,5 @@
 """Differentiable OTT-Vid: the hard method in the limit, and gradients that check out."""
 
-import functools
 
 import jax
 import jax.numpy as jnp
