@@ -18,6 +18,8 @@ does not see what strong pruning protects against (see ``docs/SWEEP.md``).
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 
 import jax
@@ -28,6 +30,7 @@ import optax
 import ottvid_jax as ov
 from ottvid_jax import fidelity, pixels
 from ottvid_jax.compressor.selection import l2_normalize
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script from anywhere
 from experiments.fidelity import load_clip, paste_objects
 
 TRAIN, HELD_OUT = ("bigbuckbunny", "bikes"), ("carphone",)

@@ -15,6 +15,8 @@ other axes) for each pair of hyperparameters to ``--plot``.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import itertools
 import statistics
 import time
@@ -25,6 +27,7 @@ import numpy as np
 
 import ottvid_jax as ov
 from ottvid_jax import fidelity, pixels, sweep
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script from anywhere
 from experiments.fidelity import CLIPS, load_clip, paste_objects
 
 AXES = {"mass_tau": [0.1, 0.2, 0.3, 0.5], "budget_tau": [0.1, 0.3, 1.0, 3.0], "cost_threshold": [0.2, 0.3, 0.5, 1.0],
