@@ -206,8 +206,17 @@ def _torch_model(model_class, cfg):
   device = "cuda" if torch.cuda.is_available() else "cpu"
   torch.manual_seed(0)
   start = time.perf_counter()
-  with torch.device(device):
-    model = model_class(cfg).to(torch.bfloat16).eval()
+  try:  # allocate without transformers' slow initialisers, then fill with random normals on the device
+    from transformers.initialization import no_init_weights
+  except ImportError:
+    from transformers.modeling_utils import no_init_weights
+  torch.set_default_dtype(torch.bfloat16)
+  with torch.device(device), no_init_weights():
+    model = model_class(cfg).eval()
+  torch.set_default_dtype(torch.float32)
+  with torch.no_grad():
+    for parameter in model.parameters():
+      parameter.normal_(0.0, 0.02)
   return model, device, time.perf_counter() - start
 
 
