@@ -23,7 +23,7 @@ from flax import nnx
 from ottvid_jax import peers
 from ottvid_jax.models.decoder import KVCache
 
-__all__ = ["GenerationResult", "Generator", "SamplingConfig", "decode", "decode_text", "generator_for", "sample"]
+__all__ = ["GenerationResult", "Generator", "SamplingConfig", "decode_text", "generator_for", "run", "sample"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,26 +199,29 @@ def generator_for(model: nnx.Module) -> Generator:
   return _GENERATORS[model]
 
 
-def decode(generator: Generator, llm_input, plan, input_visual_tokens: np.ndarray, sampling: SamplingConfig,
-           eos_token_ids: Sequence[int], progress, start: float, compression=None) -> GenerationResult:
-  """Prefill and decode from a built LLM input; the shared tail of every backbone's ``generate``.
+def run(model, batch, llm_input: Callable, sampling: SamplingConfig, compression=None,
+        eos_token_ids: Optional[Sequence[int]] = None, progress=None) -> GenerationResult:
+  """The body of every backbone's ``generate``: build the LLM input, prefill, decode.
 
   Args:
-    llm_input: ``(embeds, positions, mask)`` from the backbone's ``prefill_inputs``.
-    plan: the :class:`SequencePlan` the input was built from.
-    input_visual_tokens: per row, the video placeholder tokens before compression.
-    start: ``time.perf_counter()`` when the request began (for time to first token).
-    compression: what compressed the videos (None, an ``OTTVidConfig`` or a ``PeerConfig``).
+    model: a backbone (``language_model``, ``logits``, ``config.video_token_id``,
+      ``config.eos_token_ids``).
+    batch: its host inputs (``input_ids``, ``attention_mask`` and the pixels).
+    llm_input: ``(model, batch, compression) -> ((embeds, positions, mask), plan)``.
+    sampling, compression, eos_token_ids, progress: as in ``generate``.
   """
-  embeds, positions, mask = llm_input
+  start = time.perf_counter()
+  (embeds, positions, mask), plan = llm_input(model, batch, compression)
+  eos = model.config.eos_token_ids if eos_token_ids is None else eos_token_ids
   # OTT-Vid's survivors (and most peers') always fill their slots: the only padding is then a batch's left
   # padding, which the plan shows.
   dense = bool(((plan.text >= 0) | (plan.video >= 0)).all()) and (compression is None or peers.fills_slots(compression))
-  tokens, timings = generator.generate(embeds, positions, mask, sampling, eos_token_ids, progress, dense)
-  timings["first_token_s"] = timings.pop("first_token_at") - start  # host prep + vision + OTT-Vid + LLM prefill
+  tokens, timings = generator_for(model).generate(embeds, positions, mask, sampling, eos, progress, dense)
+  timings["first_token_s"] = timings.pop("first_token_at") - start  # host prep + vision + compression + prefill
   timings["total_s"] = time.perf_counter() - start
   visual = (np.asarray(mask) & (plan.video >= 0)).sum(axis=1)
-  return GenerationResult(tokens, visual, np.asarray(input_visual_tokens), plan.length, timings)
+  is_video = (np.asarray(batch.input_ids) == model.config.video_token_id) & np.asarray(batch.attention_mask, bool)
+  return GenerationResult(tokens, visual, is_video.sum(axis=1), plan.length, timings)
 
 
 def decode_text(tokenizer, tokens, eos_token_ids: Sequence[int]) -> str:

@@ -5,15 +5,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
 from typing import Optional, Sequence
 
 import jax.numpy as jnp
 import numpy as np
 
-from ottvid_jax import compressor
+from ottvid_jax import peers
 from ottvid_jax import video as video_lib
-from ottvid_jax.models.generate import GenerationResult, SamplingConfig, decode, decode_text, generator_for
+from ottvid_jax.models.generate import GenerationResult, SamplingConfig, decode_text, generator_for, run
 from ottvid_jax.models.llava_onevision.model import LlavaOnevision
 from ottvid_jax.models.sequence import plan_sequence
 
@@ -60,7 +59,7 @@ def _build(model: LlavaOnevision, input_ids, pixels, text_source, video_source, 
   return model.prefill_inputs(input_ids, pixels, frames, text_source, video_source, compression)
 
 
-def llm_input(model: LlavaOnevision, batch: LlavaBatch, compression: Optional[compressor.OTTVidConfig] = None):
+def llm_input(model: LlavaOnevision, batch: LlavaBatch, compression: Optional[peers.Compression] = None):
   """What the LLM's prefill sees: ``((embeds, positions, mask), plan)``."""
   frames = tuple(int(t) for t in batch.frames)
   ids = np.asarray(batch.input_ids)
@@ -77,17 +76,12 @@ def generate(
     model: LlavaOnevision,
     batch: LlavaBatch,
     sampling: SamplingConfig = SamplingConfig(),
-    compression: Optional[compressor.OTTVidConfig] = None,
+    compression=None,
     eos_token_ids: Optional[Sequence[int]] = None,
     progress: Optional[object] = None,
 ) -> GenerationResult:
   """Answers: SigLIP, projector, pooling, OTT-Vid (if given) before the newlines, LLM decoding."""
-  start = time.perf_counter()
-  built, plan = llm_input(model, batch, compression)
-  eos = model.config.eos_token_ids if eos_token_ids is None else eos_token_ids
-  is_video = (np.asarray(batch.input_ids) == model.config.video_token_id) & np.asarray(batch.attention_mask, bool)
-  return decode(generator_for(model), built, plan, is_video.sum(axis=1), sampling, eos, progress, start,
-                compression)
+  return run(model, batch, llm_input, sampling, compression, eos_token_ids, progress)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Optional, Sequence
 
 import jax.numpy as jnp
 import numpy as np
 
-from ottvid_jax import compressor
-from ottvid_jax.models.generate import GenerationResult, SamplingConfig, decode, generator_for
+from ottvid_jax import peers
+from ottvid_jax.models.generate import GenerationResult, SamplingConfig, generator_for, run
 from ottvid_jax.models.qwen2_5_vl.model import Qwen2_5_VL, rope_index, static_grid
 from ottvid_jax.models.sequence import plan_sequence
 
@@ -54,7 +53,7 @@ def _build(model: Qwen2_5_VL, input_ids, position_ids, pixels, text_source, vide
                               compression)
 
 
-def prepare_prefill(model: Qwen2_5_VL, batch: VideoBatch, compression: Optional[compressor.OTTVidConfig] = None):
+def prepare_prefill(model: Qwen2_5_VL, batch: VideoBatch, compression: Optional[peers.Compression] = None):
   """Host work before the prefill: positions and the sequence plan.
 
   Returns:
@@ -75,7 +74,7 @@ def prepare_prefill(model: Qwen2_5_VL, batch: VideoBatch, compression: Optional[
   return args, grid, plan
 
 
-def llm_input(model: Qwen2_5_VL, batch: VideoBatch, compression: Optional[compressor.OTTVidConfig] = None):
+def llm_input(model: Qwen2_5_VL, batch: VideoBatch, compression: Optional[peers.Compression] = None):
   """What the LLM's prefill sees: ``((embeds, positions, mask), plan)``."""
   args, grid, plan = prepare_prefill(model, batch, compression)
   return generator_for(model).builder(_build, ("grid",))(*args, grid=grid), plan
@@ -85,7 +84,7 @@ def generate(
     model: Qwen2_5_VL,
     batch: VideoBatch,
     sampling: SamplingConfig = SamplingConfig(),
-    compression: Optional[compressor.OTTVidConfig] = None,
+    compression=None,
     eos_token_ids: Optional[Sequence[int]] = None,
     progress: Optional[object] = None,
 ) -> GenerationResult:
@@ -95,9 +94,4 @@ def generate(
   and the LLM; survivors keep their original (t, h, w) position ids, text
   keeps its uncompressed positions and padding slots are masked out.
   """
-  start = time.perf_counter()
-  built, plan = llm_input(model, batch, compression)
-  eos = model.config.eos_token_ids if eos_token_ids is None else eos_token_ids
-  is_video = (np.asarray(batch.input_ids) == model.config.video_token_id) & np.asarray(batch.attention_mask, bool)
-  return decode(generator_for(model), built, plan, is_video.sum(axis=1), sampling, eos, progress, start,
-                compression)
+  return run(model, batch, llm_input, sampling, compression, eos_token_ids, progress)
