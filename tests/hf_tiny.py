@@ -107,7 +107,7 @@ def import_torchvision():
   return torchvision
 
 
-def random_video_inputs(rng: np.random.Generator, grids, question_words=3, pad_left=0):
+def random_video_inputs(rng: np.random.Generator, grids, question_words=3):
   """Token ids and patches for videos of the given ``(t, h, w)`` grids (one row)."""
   ids = [100, 1, 16, 101, 16, 100, 2, 16]
   pixels = []
@@ -115,4 +115,4 @@ def random_video_inputs(rng: np.random.Generator, grids, question_words=3, pad_l
     ids += [102] + [105] * (t * h * w // 4) + [103]
     pixels.append(rng.normal(size=(t * h * w, 1176)).astype(np.float32))
   ids += list(rng.integers(1, 99, size=question_words)) + [101, 16, 100, 3, 16]
-  return [0] * pad_left + ids, np.concatenate(pixels)
+  return ids, np.concatenate(pixels)

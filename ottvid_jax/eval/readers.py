@@ -107,7 +107,7 @@ def _collect(rows, make: Callable, problems: list, where: str) -> list:
   return samples
 
 
-def _candidates_json(data: str, problems: list, benchmark: str) -> list:
+def _candidates_json(data: str, problems: list) -> list:
   files = sorted(glob.glob(os.path.join(data, "json", "*.json")))
   if not files:
     raise ValueError(f"no json/*.json annotation files under {data!r}")
@@ -212,8 +212,8 @@ def _timelens(data: str, problems: list, task: str) -> list:
 
 
 BENCHMARKS: dict[str, Callable[[str, list], list]] = {
-    "mvbench": lambda d, p: _candidates_json(d, p, "mvbench"),
-    "mlvu_dev": lambda d, p: _candidates_json(d, p, "mlvu_dev"),
+    "mvbench": _candidates_json,
+    "mlvu_dev": _candidates_json,  # the same layout as MVBench
     "videomme": _videomme,
     "longvideobench": _longvideobench,
     "egoschema": _egoschema,

@@ -12,15 +12,19 @@ from ottvid_jax.models.params import CheckpointError, checkpoint_files, load_int
 __all__ = ["CheckpointError", "load"]
 
 
+def _build(model_class, cfg, table, files, dtype, ignore: tuple = ()):
+  """Loads ``files`` into ``model_class(cfg)``; a tied LM head's checkpoint copy is ignored."""
+  if cfg.tie_word_embeddings:
+    ignore += (r"lm_head\.weight",)
+  table = dataclasses.replace(table, ignore=tuple(table.ignore) + ignore)
+  return load_into(lambda: model_class(cfg, dtype=dtype, param_dtype=dtype, rngs=nnx.Rngs(0)), files, table, dtype)
+
+
 def _qwen2_5_vl(config: dict, files, dtype):
   from ottvid_jax.models.qwen2_5_vl.model import Qwen2_5_VL, Qwen2_5_VLConfig  # pylint: disable=import-outside-toplevel
   from ottvid_jax.models.qwen2_5_vl.params import QWEN2_5_VL  # pylint: disable=import-outside-toplevel
 
-  cfg = Qwen2_5_VLConfig.from_hf(config)
-  table = QWEN2_5_VL
-  if cfg.tie_word_embeddings:
-    table = dataclasses.replace(table, ignore=tuple(table.ignore) + (r"lm_head\.weight",))
-  return load_into(lambda: Qwen2_5_VL(cfg, dtype=dtype, param_dtype=dtype, rngs=nnx.Rngs(0)), files, table, dtype)
+  return _build(Qwen2_5_VL, Qwen2_5_VLConfig.from_hf(config), QWEN2_5_VL, files, dtype)
 
 
 def _llava(config: dict, files, dtype):
@@ -30,13 +34,9 @@ def _llava(config: dict, files, dtype):
   cfg = LlavaConfig.from_hf(config)
   layers_in_file = (config.get("vision_config") or {}).get("num_hidden_layers", 27)
   unused = [str(i) for i in range(cfg.vision.feature_layers, max(layers_in_file, 27))]
-  ignore = tuple(LLAVA.ignore)
-  if unused:  # layers after the feature layer never run
-    ignore += (rf"vision_tower\.encoder\.layers\.({'|'.join(unused)})\..*",)
-  if cfg.tie_word_embeddings:
-    ignore += (r"lm_head\.weight",)
-  table = dataclasses.replace(LLAVA, ignore=ignore)
-  return load_into(lambda: LlavaOnevision(cfg, dtype=dtype, param_dtype=dtype, rngs=nnx.Rngs(0)), files, table, dtype)
+  # Layers after the feature layer never run.
+  ignore = (rf"vision_tower\.encoder\.layers\.({'|'.join(unused)})\..*",) if unused else ()
+  return _build(LlavaOnevision, cfg, LLAVA, files, dtype, ignore)
 
 
 _ARCHITECTURES = {
