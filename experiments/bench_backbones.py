@@ -59,6 +59,8 @@ def _jax_model_and_batch(args):
   import jax.numpy as jnp
   from flax import nnx
 
+  from ottvid_jax.models.random_weights import random_model
+
   rng = np.random.default_rng(1)
   if args.model == "qwen2_5_vl":
     from ottvid_jax.models.qwen2_5_vl import Qwen2_5_VL, Qwen2_5_VLConfig
@@ -67,9 +69,9 @@ def _jax_model_and_batch(args):
     cfg = Qwen2_5_VLConfig.qwen2_5_vl_7b() if not args.small else Qwen2_5_VLConfig.from_hf(_small_hf())
     frames, side = (FRAMES, SIDE) if not args.small else (4, 112)
     grid = ((frames // 2, side // 14, side // 14),)
-    model = Qwen2_5_VL(cfg, dtype=jnp.bfloat16, param_dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+    model = random_model(lambda: Qwen2_5_VL(cfg, dtype=jnp.bfloat16, param_dtype=jnp.bfloat16, rngs=nnx.Rngs(0)))
     ids = inputs(cfg.text.vocab_size, cfg.video_token_id, grid[0][0] * grid[0][1] * grid[0][2] // 4)
-    pixels = rng.normal(size=(grid[0][0] * grid[0][1] * grid[0][2], 1176)).astype(np.float32)
+    pixels = jnp.asarray(rng.normal(size=(grid[0][0] * grid[0][1] * grid[0][2], 1176)), jnp.bfloat16)
     batch = gen.VideoBatch(ids, np.ones_like(ids), pixels, grid, (1.0,))
     tower = lambda m, p: m.visual(p, grid, saliency=False)[0]  # noqa: E731
     tower_sal = lambda m, p: m.visual(p, grid, saliency=True)  # noqa: E731
@@ -82,10 +84,10 @@ def _jax_model_and_batch(args):
   if args.small:
     cfg = LlavaConfig.from_hf(_small_llava_hf())
     frames = 4
-  model = LlavaOnevision(cfg, dtype=jnp.bfloat16, param_dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+  model = random_model(lambda: LlavaOnevision(cfg, dtype=jnp.bfloat16, param_dtype=jnp.bfloat16, rngs=nnx.Rngs(0)))
   size = cfg.vision.image_size
   ids = inputs(cfg.text.vocab_size, cfg.video_token_id, cfg.video_tokens(frames))
-  pixels = rng.normal(size=(frames, 3, size, size)).astype(np.float32)
+  pixels = jnp.asarray(rng.normal(size=(frames, 3, size, size)), jnp.bfloat16)
   batch = gen.LlavaBatch(ids, np.ones_like(ids), pixels, (frames,))
   tower = lambda m, p: m.video_features(p)[0]  # noqa: E731
   tower_sal = lambda m, p: m.video_features(p, saliency=True)  # noqa: E731
@@ -111,7 +113,7 @@ def run_jax(args) -> dict:
          "model": args.model, "rows": []}
   tower = jax.jit(lambda s, p: tower_fn(nnx.merge(generator.graphdef, s), p))
   tower_sal = jax.jit(lambda s, p: tower_sal_fn(nnx.merge(generator.graphdef, s), p))
-  px = jnp.asarray(batch.pixel_values_videos, jnp.bfloat16)
+  px = batch.pixel_values_videos
   out["vision_ms"] = 1e3 * median_s(lambda: jax.block_until_ready(tower(state, px)), args.repeats)
   out["vision_saliency_ms"] = 1e3 * median_s(lambda: jax.block_until_ready(tower_sal(state, px)), args.repeats)
   for r in RETENTIONS:
