@@ -135,7 +135,7 @@ def main() -> None:
   print(f"{device.device_kind}, jax {jax.__version__}; {args.model} weights in {time.perf_counter() - start:.1f} s; "
         f"memory {memory()}", flush=True)
   generator = generator_for(model)
-  state, phases = generator.state, args.phases.split(",")
+  phases = args.phases.split(",")
   keep = lambda phase: args.out if phase in args.traces.split(",") else None  # noqa: E731
   rows = []
 
@@ -146,10 +146,10 @@ def main() -> None:
   px = batch.pixel_values_videos
   for phase, fn in (("vision", tower_fn), ("saliency", tower_sal_fn)):
     if phase in phases:
-      jitted = jax.jit(lambda s, p, fn=fn: fn(nnx.merge(generator.graphdef, s), p))
+      jitted = jax.jit(lambda leaves, p, fn=fn: fn(generator.merge(leaves), p))
       rows.append(profile(f"{phase}: vision tower" + (" + saliency" if phase == "saliency" else ""),
-                          lambda: jitted(state, px), args.calls, keep(phase), memory))
-      rows[-1]["temp_gib"] = temp_gib(jitted, state, px)
+                          lambda: jitted(generator.leaves, px), args.calls, keep(phase), memory))
+      rows[-1]["temp_gib"] = temp_gib(jitted, generator.leaves, px)
   for r in (0.1, 1.0):
     compression = None if r == 1.0 else ov.OTTVidConfig(retention=r)
     (embeds, positions, mask), plan = gen.llm_input(model, batch, compression)
@@ -161,15 +161,18 @@ def main() -> None:
       rows.append(profile(f"prefill r={r} ({plan.length} tokens)",
                           lambda: generator.prefill(embeds, positions, mask, slots, True)[0], args.calls,
                           keep("prefill"), memory))
-      rows[-1]["temp_gib"] = temp_gib(generator._prefill, state, embeds, positions, mask, slots=slots, dense=True)  # pylint: disable=protected-access
+      rows[-1]["temp_gib"] = temp_gib(generator._prefill, generator.leaves, embeds, positions, mask, slots=slots, dense=True)  # pylint: disable=protected-access
     if "decode" in phases and r == 1.0:
       logits, cache, kv_mask, delta = generator.prefill(embeds, positions, mask, slots, True)
-      token = jnp.argmax(logits, -1).astype(jnp.int32)
+      carry = {"token": jnp.argmax(logits, -1).astype(jnp.int32), "cache": cache,
+               "index": jnp.asarray(plan.length, jnp.int32), "key": jax.random.key(0)}
+      carry["finished"] = jnp.zeros_like(carry["token"], bool)
 
       def step():
-        nonlocal cache
-        logits_, cache = generator.step(cache, kv_mask, token, plan.length, delta, positions.ndim == 3)
-        return logits_
+        token, carry["cache"], carry["finished"], carry["key"], _ = generator._step(  # pylint: disable=protected-access
+            generator.leaves, carry["cache"], kv_mask, carry["token"], carry["index"], delta, carry["finished"],
+            carry["key"], jnp.asarray([-1], jnp.int32), mrope=positions.ndim == 3, temperature=0.0, top_p=1.0)
+        return token
 
       rows.append(profile(f"decode step (cache of {slots} slots)", step, 5 * args.calls, keep("decode"), memory))
   if args.out:

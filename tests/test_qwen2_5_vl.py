@@ -142,6 +142,11 @@ def test_checkpoint_layouts_and_shards(tiny, tmp_path):
   for path in (in_memory, sharded):
     again = models.load(str(path), dtype=jnp.float32)
     np.testing.assert_allclose(np.asarray(again(ids, None, pixels, [(2, 4, 4)], [1.0])), expect, atol=1e-6)
+  mlp = ours.visual.blocks[0].mlp  # 48 units padded to 128 with zero weights
+  assert mlp.down_proj.kernel.shape[0] == 128 and not np.any(np.asarray(mlp.down_proj.kernel)[48:])
+  gate_up = np.asarray(mlp.gate_up_proj.kernel)
+  assert gate_up.shape[1] == 256 and not np.any(gate_up[:, 48:128]) and not np.any(gate_up[:, 176:])
+  assert not np.any(np.asarray(mlp.gate_up_proj.bias)[176:]) and np.any(gate_up[:, 128:176])
   top = ov.load(folder, dtype=jnp.float32)  # the package-level entry point
   np.testing.assert_allclose(np.asarray(top(ids, None, pixels, [(2, 4, 4)], [1.0])), expect, atol=1e-6)
   bf16 = models.load(folder, dtype=jnp.bfloat16)
@@ -171,6 +176,8 @@ def test_checkpoint_errors_are_complete(tiny, tmp_path):
   state = {k: v.contiguous() for k, v in hf.state_dict().items()}
   state["model.visual.blocks.0.norm1.bias"] = state.pop("model.visual.blocks.0.norm1.weight")  # renamed
   state["lm_head.weight"] = state["lm_head.weight"][:, :10].contiguous()  # misshapen
+  # The vision MLP is zero-padded from 48 to 128 units, but only from its configured width.
+  state["model.visual.blocks.1.mlp.gate_proj.weight"] = state["model.visual.blocks.1.mlp.gate_proj.weight"][:40]
   del state["model.language_model.norm.weight"]  # missing
   save_file(state, str(broken / "model.safetensors"))
   with pytest.raises(models.CheckpointError) as err:
@@ -178,6 +185,8 @@ def test_checkpoint_errors_are_complete(tiny, tmp_path):
   message = str(err.value)
   assert "unexpected tensor 'model.visual.blocks.0.norm1.bias'" in message
   assert "misshapen tensor 'lm_head.weight'" in message
+  assert "misshapen tensor 'model.visual.blocks.1.mlp.gate_proj.weight': (32, 40) in the file, (32, 48)" in message
+  assert "missing part of visual.blocks.1.mlp.gate_up_proj.kernel (have parts [1])" in message
   assert "missing tensor for language_model.norm.weight" in message
   assert "missing tensor for visual.blocks.0.norm1.weight" in message
   assert "missing tensor for lm_head.kernel" in message

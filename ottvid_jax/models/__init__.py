@@ -22,9 +22,10 @@ def _build(model_class, cfg, table, files, dtype, ignore: tuple = ()):
 
 def _qwen2_5_vl(config: dict, files, dtype):
   from ottvid_jax.models.qwen2_5_vl.model import Qwen2_5_VL, Qwen2_5_VLConfig  # pylint: disable=import-outside-toplevel
-  from ottvid_jax.models.qwen2_5_vl.params import QWEN2_5_VL  # pylint: disable=import-outside-toplevel
+  from ottvid_jax.models.qwen2_5_vl.params import table_for  # pylint: disable=import-outside-toplevel
 
-  return _build(Qwen2_5_VL, Qwen2_5_VLConfig.from_hf(config), QWEN2_5_VL, files, dtype)
+  cfg = Qwen2_5_VLConfig.from_hf(config)
+  return _build(Qwen2_5_VL, cfg, table_for(cfg.vision.intermediate_size), files, dtype)
 
 
 def _llava(config: dict, files, dtype):

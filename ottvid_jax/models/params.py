@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from ottvid_jax.models import layers
+
 __all__ = ["CheckpointError", "KeyTable", "Transform", "checkpoint_files", "decoder_rules", "fused_rules",
            "load_into", "read_config"]
 
@@ -60,11 +62,22 @@ class KeyTable:
       (q, k, v into one projection; gate and up into one).
     ignore: regexes of normalised keys that exist in checkpoints but are not
       used (they are skipped, not reported).
+    padded: ``(regex of dotted NNX paths, width)``: parameters that the model
+      pads with zero units (``layers.MLP(pad=True)``). Where such a tensor
+      (each part of a fused one) has ``width`` on an axis on which the model
+      has ``layers.padded(width)``, it is zero-padded at the end; any other
+      difference is still a misshapen tensor.
   """
 
   prefixes: Sequence[tuple[str, str]]
   rules: Sequence[tuple[str, str, Transform]]
   ignore: Sequence[str] = ()
+  padded: Sequence[tuple[str, int]] = ()
+
+  def padded_width(self, path: tuple) -> int | None:
+    """The unpadded width of a padded parameter, or None."""
+    name = ".".join(map(str, path))
+    return next((width for pattern, width in self.padded if re.fullmatch(pattern, name)), None)
 
   def normalise(self, key: str) -> str:
     for pattern, replacement in self.prefixes:
@@ -146,6 +159,15 @@ def checkpoint_files(checkpoint_dir: str) -> list[str]:
   return [os.path.join(checkpoint_dir, f) for f in files]
 
 
+def _zero_pad(tensor, shape: tuple[int, ...], width: int):
+  """``tensor`` zero-padded at the end to ``shape`` where it has ``width`` and ``shape`` has
+  ``layers.padded(width)``; unchanged if the shapes differ in any other way (reported as misshapen)."""
+  if len(shape) != tensor.ndim or any(m != f and (f, m) != (width, layers.padded(width))
+                                      for f, m in zip(tensor.shape, shape)):
+    return tensor
+  return jnp.pad(jnp.asarray(tensor), [(0, m - f) for f, m in zip(tensor.shape, shape)])
+
+
 def _set(tree: dict, path: tuple, value) -> None:
   for p in path[:-1]:
     tree = tree[p]
@@ -189,6 +211,9 @@ def load_into(build: Callable[[], nnx.Module], files: Sequence[str], table: KeyT
 
   def assign(path, tensor, key):
     expected = _get(values, path)
+    width = table.padded_width(path)
+    if width is not None:
+      tensor = _zero_pad(tensor, tuple(expected.shape), width)
     if tuple(tensor.shape) != tuple(expected.shape):
       problems.append(f"misshapen tensor {key!r}: {tuple(tensor.shape)} in the file, {tuple(expected.shape)} expected")
     elif path in assigned:
@@ -227,6 +252,16 @@ def load_into(build: Callable[[], nnx.Module], files: Sequence[str], table: KeyT
         if part in pieces:
           problems.append(f"tensor {key!r} maps to part {part} of {'.'.join(map(str, path))} twice")
           continue
+        width = table.padded_width(path)
+        if width is not None:  # padded fused parameters have equal parts: pad each to its share
+          shape = tuple(_get(values, path).shape)
+          share = shape[:-1] + (shape[-1] // parts,)
+          fitted = _zero_pad(tensor, share, width)
+          if tuple(fitted.shape) != share:
+            in_file = tuple(width if m == layers.padded(width) else m for m in share)
+            problems.append(f"misshapen tensor {key!r}: {tuple(tensor.shape)} in the file, {in_file} expected")
+            continue
+          tensor = fitted
         pieces[part] = tensor
         if len(pieces) == parts:
           del pending[path]

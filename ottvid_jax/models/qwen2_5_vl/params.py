@@ -1,10 +1,13 @@
 """Qwen2.5-VL checkpoint names (in-memory, hub and ``save_pretrained``) to NNX paths."""
 
+import dataclasses
+
 from ottvid_jax.models.params import KeyTable, Transform, decoder_rules, fused_rules
 
-__all__ = ["QWEN2_5_VL"]
+__all__ = ["QWEN2_5_VL", "table_for"]
 
 _VISION = r"visual\.blocks\.(\d+)"
+_VISION_MLP = r"visual\.blocks\.\d+\.mlp\.(gate_up_proj|down_proj)\.(kernel|bias)"
 
 QWEN2_5_VL = KeyTable(
     prefixes=(
@@ -29,3 +32,9 @@ QWEN2_5_VL = KeyTable(
         *decoder_rules(),
     ),
 )
+
+
+def table_for(vision_intermediate_size: int) -> KeyTable:
+  """:data:`QWEN2_5_VL` with the vision MLP's zero padding (``layers.MLP(pad=True)``) of a checkpoint whose
+  vision MLP is ``vision_intermediate_size`` wide."""
+  return dataclasses.replace(QWEN2_5_VL, padded=((_VISION_MLP, vision_intermediate_size),))
