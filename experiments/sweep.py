@@ -85,11 +85,12 @@ def main() -> None:
     results.append(np.stack([np.asarray(x)[:size] for x in out], axis=-1))  # [B, 3]
     line = f"# {name}: first call (compile + run) {compile_s:.1f} s"
     if args.time:
-      vmapped = statistics.median(_timed(lambda: jax.block_until_ready(fn(configs))) for _ in range(3))
+      vmapped = statistics.median(_timed(lambda: jax.block_until_ready(fn(configs))) for _ in range(7))
       single = jax.jit(lambda c, f=features, s=saliency, g=grid, a=still, b=moving: measures(f, s, g, a, b, c))
       jax.block_until_ready(single(base))
       loop = _timed(lambda: [jax.block_until_ready(single(base.replace(**p))) for p in points])
-      line += f"; vmapped sweep {vmapped:.2f} s, loop of {len(points)} jitted calls {loop:.2f} s ({loop / vmapped:.1f}x)"
+      line += (f"; vmapped sweep {1e3 * vmapped:.1f} ms, loop of {len(points)} jitted calls {1e3 * loop:.0f} ms "
+               f"({loop / vmapped:.1f}x)")
     print(line, flush=True)
   table = np.mean(np.stack(results), axis=0)  # [B, 3], averaged over clips
   order = np.argsort(table[:, 0])

@@ -82,6 +82,20 @@ def test_video_features_parity(tiny):
   np.testing.assert_allclose(ours.image_newline[...], ref[0, -1], atol=1e-6)
 
 
+def test_saliency_is_received_attention_of_the_last_layer(tiny):
+  """SigLIP's last run layer's attention probabilities from HF (eager), averaged over heads and queries,
+  computed here a few frames at a time (9 frames: chunks of 4, 4 and 1)."""
+  hf, _, ours = tiny
+  pixels = torch.randn(9, 3, 70, 70)
+  with torch.no_grad():
+    attentions = hf.model.vision_tower(pixels, output_attentions=True).attentions  # per layer [F, E, P, P]
+  layers = len(ours.vision_tower.encoder["layers"])
+  ref = attentions[layers - 1].mean(dim=(1, 2)).numpy()  # [F, P]
+  _, got = ours.vision_tower(jnp.asarray(pixels.numpy()), saliency=True)
+  np.testing.assert_allclose(np.asarray(got), ref, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(got).sum(-1), 1.0, atol=1e-5)
+
+
 def test_logits_parity_batch_with_padding(tiny):
   hf, _, ours = tiny
   rng = np.random.default_rng(1)

@@ -41,6 +41,21 @@ class SiglipConfig:
     return self.hidden_size // self.num_attention_heads
 
 
+def _received_attention(q: jax.Array, k: jax.Array, scale: float, frames_at_once: int = 4) -> jax.Array:
+  """Softmax attention received by each key, averaged over heads and queries: ``[F, P]`` in float32.
+
+  ``q, k``: ``[F, P, E, H]``. The ``[E, P, P]`` probabilities exist for
+  ``frames_at_once`` frames at a time (all 64 frames of LLaVA-Video at once
+  would be 2.2 GB of float32).
+  """
+
+  def one_frame(qk):
+    logits = jnp.einsum("qeh,keh->eqk", *qk, preferred_element_type=jnp.float32) * scale  # [E, P, P]
+    return jnp.mean(jax.nn.softmax(logits, axis=-1), axis=(0, 1))  # [P]
+
+  return jax.lax.map(one_frame, (q, k), batch_size=frames_at_once)
+
+
 class SiglipAttention(nnx.Module):
 
   def __init__(self, config: SiglipConfig, *, dtype, param_dtype, rngs):
@@ -110,7 +125,6 @@ class SiglipTower(nnx.Module):
     for i, layer in enumerate(self.encoder["layers"]):
       if saliency and i == len(self.encoder["layers"]) - 1:
         q, k, _ = layer.self_attn.qkv(layer.layer_norm1(x))
-        logits = jnp.einsum("fqeh,fkeh->feqk", q, k, preferred_element_type=jnp.float32) * layer.self_attn.head_dim ** -0.5
-        received = jnp.mean(jax.nn.softmax(logits, axis=-1), axis=(1, 2))  # [F, P]
+        received = _received_attention(q, k, layer.self_attn.head_dim ** -0.5)
       x = layer(x)
     return x, received
