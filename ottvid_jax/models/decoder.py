@@ -22,6 +22,8 @@ from ottvid_jax.models import layers
 
 __all__ = ["Decoder", "DecoderConfig", "DecoderLM", "KVCache", "rope_tables"]
 
+MLP_TOKEN_CHUNK = 2048  # a long prefill's MLP runs in slices of about this many tokens (see layers.MLP)
+
 
 @dataclasses.dataclass(frozen=True)
 class DecoderConfig:
@@ -136,7 +138,7 @@ class DecoderLayer(nnx.Module):
     self.self_attn = Attention(config, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
     self.post_attention_layernorm = layers.RMSNorm(config.hidden_size, config.rms_norm_eps, param_dtype=param_dtype)
     self.mlp = layers.MLP(config.hidden_size, config.intermediate_size, bias=False, dtype=dtype,
-                          param_dtype=param_dtype, rngs=rngs)
+                          param_dtype=param_dtype, rngs=rngs, token_chunk=MLP_TOKEN_CHUNK)
 
   def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=0):
     h, cache_kv = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache_kv, cache_index)
