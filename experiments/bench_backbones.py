@@ -100,13 +100,16 @@ def run_jax(args) -> dict:
   from flax import nnx
 
   import ottvid_jax as ov
-  from ottvid_jax.models.generate import SamplingConfig, generator_for
+  from ottvid_jax.models.generate import Generator, SamplingConfig, generator_for
 
+  if args.memory:
+    return memory_pass(args)
   start = time.perf_counter()
   model, batch, gen, tower_fn, tower_sal_fn = _jax_model_and_batch(args)
   jax.block_until_ready(nnx.state(model))
   init_s = time.perf_counter() - start
   generator = generator_for(model)
+  with_graphs = Generator(model, step_graphs=True)  # the decode step captured in CUDA graphs, for comparison
   device = jax.devices()[0]
   out = {"device": getattr(device, "device_kind", str(device)), "jax": jax.__version__, "init_s": init_s,
          "model": args.model, "rows": []}
@@ -132,11 +135,11 @@ def run_jax(args) -> dict:
       logits, cache, kv_mask, delta = generator.prefill(embeds, positions, mask, slots, True)
       return jax.block_until_ready((jnp.argmax(logits, -1).astype(jnp.int32), cache, kv_mask, delta))
 
-    def decode_per_token() -> float:
+    def decode_per_token(decoder=generator) -> float:
       """A 32-token answer's decoding (steps queued back to back, as ``generate`` runs them), per token."""
       token, cache, kv_mask, delta = prefilled()
       start = time.perf_counter()
-      generator.decode(token, cache, kv_mask, delta, plan.length, SamplingConfig(max_new_tokens=NEW_TOKENS), [], mrope)
+      decoder.decode(token, cache, kv_mask, delta, plan.length, SamplingConfig(max_new_tokens=NEW_TOKENS), [], mrope)
       return (time.perf_counter() - start) / (NEW_TOKENS - 1)
 
     token, cache, kv_mask, delta = prefilled()
@@ -156,6 +159,8 @@ def run_jax(args) -> dict:
     row = {"retention": r, "llm_tokens": plan.length, "visual_tokens": int(np.asarray(mask).sum()) - TEXT,
            "prefill_ms": 1e3 * median_s(prefill_only, args.repeats),
            "decode_step_ms": 1e3 * statistics.median([decode_per_token() for _ in range(args.repeats + 1)][1:]),
+           "decode_step_graphs_ms": 1e3 * statistics.median(
+               [decode_per_token(with_graphs) for _ in range(args.repeats + 1)][1:]),
            "single_step_ms": 1e3 * median_s(one_step, 5 * args.repeats),
            "ttft_ms": 1e3 * median_s(ttft, args.repeats),
            "end_to_end_ms": 1e3 * median_s(end_to_end, max(3, args.repeats // 3))}
@@ -163,6 +168,31 @@ def run_jax(args) -> dict:
     row["peak_gib"] = stats.get("peak_bytes_in_use", float("nan")) / 2 ** 30
     out["rows"].append(row)
     print(row, flush=True)
+  return out
+
+
+def memory_pass(args) -> dict:
+  """The allocator's peak of each retention's answer (smallest first), in a process whose programs all come
+  from the persistent compilation cache that the timed run filled: no compile-time autotuning buffers
+  (XLA's GEMM autotuner allocates operand-sized scratch, 1 GiB for the LM head) count."""
+  import jax
+  from flax import nnx
+
+  import ottvid_jax as ov
+  from ottvid_jax.models.generate import SamplingConfig
+
+  if not jax.config.jax_compilation_cache_dir:
+    raise SystemExit("--memory needs the compilation cache of a timed run (JAX_COMPILATION_CACHE_DIR)")
+  model, batch, gen, _, _ = _jax_model_and_batch(args)
+  jax.block_until_ready(nnx.state(model))
+  device = jax.devices()[0]
+  peak = lambda: (device.memory_stats() or {}).get("peak_bytes_in_use", float("nan")) / 2 ** 30  # noqa: E731
+  out = {"device": getattr(device, "device_kind", str(device)), "model": args.model, "weights_gib": peak(), "rows": []}
+  for r in RETENTIONS:
+    compression = None if r == 1.0 else ov.OTTVidConfig(retention=r)
+    gen.generate(model, batch, SamplingConfig(max_new_tokens=NEW_TOKENS), compression, eos_token_ids=[])
+    out["rows"].append({"retention": r, "peak_gib": peak()})
+    print(out["rows"][-1], flush=True)
   return out
 
 
@@ -339,6 +369,8 @@ def main() -> None:
   parser.add_argument("--report", nargs=2, metavar=("JAX_JSON", "TORCH_JSON"))
   parser.add_argument("--repeats", type=int, default=10)
   parser.add_argument("--small", action="store_true")
+  parser.add_argument("--memory", action="store_true",
+                      help="only the peak memory of each retention, from a warm compilation cache (see memory_pass)")
   args = parser.parse_args()
   if args.report:
     jax_out, torch_out = (json.load(open(p)) if os.path.isfile(p) else None for p in args.report)

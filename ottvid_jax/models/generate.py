@@ -57,6 +57,9 @@ def sample(logits: jax.Array, key: jax.Array, temperature: float, top_p: float) 
   return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
 
 
+_NO_GRAPHS = {"xla_gpu_graph_min_graph_size": 1 << 30}  # no kernel sequence is long enough for a CUDA graph
+
+
 def _merge(graphdef, treedef, leaves) -> nnx.Module:
   """The model from its flat parameter list (inside a jitted function)."""
   return nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))
@@ -119,14 +122,18 @@ class Generator:
   per call, flattening an ``nnx.State`` milliseconds.
   """
 
-  def __init__(self, model: nnx.Module):
+  def __init__(self, model: nnx.Module, step_graphs: bool = False):
+    """``step_graphs``: let XLA capture the decode step in CUDA graphs. Off by default: the step's
+    small buffers move between calls, so XLA re-records its ~570-kernel graph every step on the
+    host and the next step cannot be queued while it does; launched kernel by kernel, the host
+    queues the next step while the GPU runs this one."""
     graphdef, state = nnx.split(model)
     self.leaves, treedef = jax.tree.flatten(state)
     self.merge = functools.partial(_merge, graphdef, treedef)
     self.config = model.language_model.config
     self._prefill = jax.jit(functools.partial(_prefill, self.merge), static_argnames=("slots", "dense"))
     self._step = jax.jit(functools.partial(_step, self.merge), static_argnames=("mrope", "temperature", "top_p"),
-                         donate_argnums=(1,))
+                         donate_argnums=(1,), compiler_options=None if step_graphs else _NO_GRAPHS)
     self._sample = jax.jit(sample, static_argnums=(2, 3))
     self._builders: dict = {}
 
