@@ -10,9 +10,9 @@ import torch
 
 import ottvid_jax as ov
 from ottvid_jax import models
-from ottvid_jax.models.generate import SamplingConfig
+from ottvid_jax.models.generate import Generator, SamplingConfig
 from ottvid_jax.models.qwen2_5_vl import Qwen2_5_VL, Qwen2_5_VLConfig, rope_index, vision_layout
-from ottvid_jax.models.qwen2_5_vl.generation import VideoBatch, generate
+from ottvid_jax.models.qwen2_5_vl.generation import VideoBatch, generate, llm_input
 from tests import hf_tiny
 
 VIDEO = 105
@@ -216,6 +216,15 @@ def test_greedy_generation_matches_hf(tiny):
   assert len(expect) > 3 and expect[-1] == stop and VIDEO not in expect  # stops on EOS after several tokens
   assert list(got.tokens[0]) == expect
   assert got.visual_tokens[0] == got.input_visual_tokens[0] == 36
+  # Decoding several steps a call (a device-side loop) gives the same tokens and stops at the same EOS;
+  # sampling draws the same numbers as one step a call.
+  (embeds, positions_, mask), _ = llm_input(ours, batch)
+  for sampling, eos in ((SamplingConfig(max_new_tokens=10), [stop]), (SamplingConfig(max_new_tokens=7), []),
+                        (SamplingConfig(max_new_tokens=9, temperature=1.0, top_p=0.9, seed=3), [])):
+    one, _ = Generator(ours).generate(embeds, positions_, mask, sampling, eos)
+    looped, _ = Generator(ours, steps_per_call=3).generate(embeds, positions_, mask, sampling, eos)
+    np.testing.assert_array_equal(looped, one)
+    assert one.shape[1] == (len(expect) if eos else sampling.max_new_tokens)
 
 
 def test_compression_at_prefill(tiny):

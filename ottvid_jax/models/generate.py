@@ -21,6 +21,7 @@ import numpy as np
 from flax import nnx
 
 from ottvid_jax import peers
+from ottvid_jax.models import layers
 from ottvid_jax.models.decoder import KVCache
 
 __all__ = ["GenerationResult", "Generator", "SamplingConfig", "decode_text", "generator_for", "run", "sample"]
@@ -91,6 +92,23 @@ def _step(merge, leaves, cache, kv_mask, token, index, delta, finished, key, eos
   return new, cache, finished | jnp.isin(new, eos), key, index + 1
 
 
+def _steps(merge, leaves, cache, kv_mask, token, index, delta, finished, key, eos, steps: int, mrope: bool,
+           temperature: float, top_p: float):
+  """``steps`` decode steps as one ``fori_loop`` (a loop of known trip count: XLA queues every iteration
+  without a round trip to the host). Returns the carried state and the new tokens ``[B, steps]`` with
+  ``all finished`` after each ``[steps]``."""
+
+  def body(i, carry):
+    cache, token, index, finished, key, out, done = carry
+    token, cache, finished, key, index = _step(merge, leaves, cache, kv_mask, token, index, delta, finished, key, eos,
+                                               mrope, temperature, top_p)
+    return cache, token, index, finished, key, out.at[:, i].set(token), done.at[i].set(finished.all())
+
+  out = jnp.zeros((token.shape[0], steps), jnp.int32)
+  done = jnp.zeros((steps,), bool)
+  return jax.lax.fori_loop(0, steps, body, (cache, token, index, finished, key, out, done))
+
+
 @dataclasses.dataclass(frozen=True)
 class GenerationResult:
   """Generated tokens and what reached the LLM.
@@ -122,11 +140,17 @@ class Generator:
   per call, flattening an ``nnx.State`` milliseconds.
   """
 
-  def __init__(self, model: nnx.Module, step_graphs: bool = False):
-    """``step_graphs``: let XLA capture the decode step in CUDA graphs. Off by default: the step's
-    small buffers move between calls, so XLA re-records its ~570-kernel graph every step on the
-    host and the next step cannot be queued while it does; launched kernel by kernel, the host
-    queues the next step while the GPU runs this one."""
+  def __init__(self, model: nnx.Module, step_graphs: bool = False, steps_per_call: int | None = None):
+    """Args:
+      model: a backbone.
+      step_graphs: let XLA capture the decode step in CUDA graphs. Off by default: the step's small
+        buffers move between calls, so XLA re-records its ~570-kernel graph every step on the host
+        and the next step cannot be queued while it does; launched kernel by kernel, the host queues
+        the next step while the GPU runs this one.
+      steps_per_call: decode this many steps in one program (a device-side loop; the host looks at
+        the end-of-sequence flags between calls, so up to this many steps run past the end), or
+        None: one step a call.
+    """
     graphdef, state = nnx.split(model)
     self.leaves, treedef = jax.tree.flatten(state)
     self.merge = functools.partial(_merge, graphdef, treedef)
@@ -134,6 +158,9 @@ class Generator:
     self._prefill = jax.jit(functools.partial(_prefill, self.merge), static_argnames=("slots", "dense"))
     self._step = jax.jit(functools.partial(_step, self.merge), static_argnames=("mrope", "temperature", "top_p"),
                          donate_argnums=(1,), compiler_options=None if step_graphs else _NO_GRAPHS)
+    self.steps_per_call = steps_per_call
+    self._steps = jax.jit(functools.partial(_steps, self.merge),
+                          static_argnames=("steps", "mrope", "temperature", "top_p"), donate_argnums=(1,))
     self._sample = jax.jit(sample, static_argnums=(2, 3))
     self._builders: dict = {}
 
@@ -170,8 +197,11 @@ class Generator:
     key = jax.random.key(sampling.seed) if key is None else key
     index = jnp.asarray(length, jnp.int32)
     finished = jnp.isin(token, eos)
-    out, flags = [token], [finished]
     task = progress.add_task("decoding", total=sampling.max_new_tokens) if progress is not None else None
+    if self.steps_per_call:
+      return self._decode_in_calls(token, cache, kv_mask, delta, index, finished, key, eos, sampling, mrope, progress,
+                                   task)
+    out, flags = [token], [finished]
     for i in range(1, sampling.max_new_tokens):
       if i >= 2 and bool(flags[i - 2].all()):
         break
@@ -185,6 +215,31 @@ class Generator:
     tokens = np.stack(jax.device_get(out), axis=1)  # [B, n]
     done = np.asarray(jax.device_get(flags)).all(axis=1)  # [n]: every row finished after this token
     return tokens[:, :int(np.argmax(done)) + 1] if done.any() else tokens
+
+  def _decode_in_calls(self, token, cache, kv_mask, delta, index, finished, key, eos, sampling, mrope, progress, task):
+    """:meth:`decode` with ``steps_per_call`` steps a call."""
+    first = np.asarray(token)[:, None]
+    outs, dones = [first], [np.asarray(finished).all()[None]]
+    steps = self.steps_per_call
+    for _ in range(-(-(sampling.max_new_tokens - 1) // steps)):
+      if dones[-1][-1]:
+        break
+      cache, token, index, finished, key, out, done = self._steps(
+          self.leaves, cache, kv_mask, token, index, delta, finished, key, eos, steps=steps, mrope=mrope,
+          temperature=sampling.temperature, top_p=sampling.top_p)
+      outs.append(np.asarray(out))
+      dones.append(np.asarray(done))
+      if task is not None:
+        progress.update(task, advance=steps)
+    tokens = np.concatenate(outs, axis=1)[:, :sampling.max_new_tokens]
+    done = np.concatenate(dones)[:sampling.max_new_tokens]
+    return tokens[:, :int(np.argmax(done)) + 1] if done.any() else tokens
+
+  def slots(self, length: int, max_new_tokens: int) -> int:
+    """Cache slots for a prompt of ``length`` and ``max_new_tokens``: room for every step a call may run,
+    rounded up to a multiple of 128 (the attention over the cache needs no padding then)."""
+    steps = self.steps_per_call or 1
+    return layers.padded(length + 1 + -(-(max_new_tokens - 1) // steps) * steps)
 
   def generate(self, embeds, positions, mask, sampling: SamplingConfig, eos_token_ids: Sequence[int],
                progress: Optional[object] = None, dense: bool = False) -> tuple[np.ndarray, dict]:
@@ -207,7 +262,8 @@ class Generator:
       raise ValueError(f"the prompt ({length} tokens) plus {sampling.max_new_tokens} new tokens exceeds the "
                        f"model's context of {self.config.max_position_embeddings} tokens")
     start = time.perf_counter()
-    logits, cache, kv_mask, delta = self.prefill(embeds, positions, mask, length + sampling.max_new_tokens, dense)
+    logits, cache, kv_mask, delta = self.prefill(embeds, positions, mask, self.slots(length, sampling.max_new_tokens),
+                                                 dense)
     key, sub = jax.random.split(jax.random.key(sampling.seed))
     token = self._sample(logits, sub, sampling.temperature, sampling.top_p)
     token.block_until_ready()
