@@ -140,16 +140,17 @@ class Generator:
   per call, flattening an ``nnx.State`` milliseconds.
   """
 
-  def __init__(self, model: nnx.Module, step_graphs: bool = False, steps_per_call: int | None = None):
+  def __init__(self, model: nnx.Module, step_graphs: bool = False, steps_per_call: int | None = 8):
     """Args:
       model: a backbone.
       step_graphs: let XLA capture the decode step in CUDA graphs. Off by default: the step's small
         buffers move between calls, so XLA re-records its ~570-kernel graph every step on the host
         and the next step cannot be queued while it does; launched kernel by kernel, the host queues
         the next step while the GPU runs this one.
-      steps_per_call: decode this many steps in one program (a device-side loop; the host looks at
-        the end-of-sequence flags between calls, so up to this many steps run past the end), or
-        None: one step a call.
+      steps_per_call: decode this many steps in one program (a device-side loop whose body XLA
+        runs as one CUDA graph with fixed buffers; the host looks at the end-of-sequence flags
+        between calls, so up to this many steps run past the end), or None: one step a call.
+        On an H100 with a 7B model: 6.1-6.6 ms a token with 8, 7.1-8.1 ms one step a call.
     """
     graphdef, state = nnx.split(model)
     self.leaves, treedef = jax.tree.flatten(state)
