@@ -337,6 +337,9 @@ def run_torch_llava(args) -> dict:
   with torch.no_grad():
     embeds = model.model.get_input_embeddings()(ids)
     video = model.model.get_video_features(pixels).pooler_output
+    video = video.reshape(-1, video.shape[-1])
+    if video.shape[0] == tokens - 1:  # transformers 5 adds the trailing newline in forward, not here
+      video = torch.cat([video, model.model.image_newline[None].to(video.dtype)])
     embeds = embeds.masked_scatter((ids == cfg.video_token_index)[..., None].expand_as(embeds), video)
   prefill = dict(inputs_embeds=embeds, attention_mask=mask)
   return _time_torch(model, call, lambda: model.model.get_video_features(pixels), prefill, args, init_s)
