@@ -3,7 +3,7 @@
     XLA_PYTHON_CLIENT_PREALLOCATE=false python experiments/profile_backbones.py --model qwen2_5_vl --out DIR
 
 The benchmark's setting (``bench_backbones.py``: random bf16 7B weights, its inputs) with each phase
-(vision tower, vision + OTT-Vid + assembly, LLM prefill, one decode step) jitted on its own, warmed up,
+(vision tower, vision + OTT-Vid + assembly, LLM prefill, one decoding program of ``steps_per_call`` steps) jitted on its own, warmed up,
 then traced for ``--calls`` calls. For each phase it prints the wall time a call, the GPU's busy time
 (the union of kernel intervals), the kernels launched, the temporary memory XLA reserves
 (``memory_analysis``), the allocator's peak so far, and the kernels that take the time, grouped by
@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script from anywhere
 from experiments.bench_backbones import NEW_TOKENS, _jax_model_and_batch  # noqa: E402
 
-CATEGORIES = (("matmul", r"gemm|gemv|xmma|cutlass|matmul|cublas|dot"),
+CATEGORIES = (("matmul", r"gemm|gemv|xmma|nvjet|cutlass|matmul|cublas|dot"),
               ("attention", r"cudnn|fmha|flash|attn|sdpa"),
               ("copy", r"memcpy|memset|copy"),
               ("fusion", r"."))
@@ -153,7 +153,7 @@ def main() -> None:
   for r in (0.1, 1.0):
     compression = None if r == 1.0 else ov.OTTVidConfig(retention=r)
     (embeds, positions, mask), plan = gen.llm_input(model, batch, compression)
-    slots = plan.length + NEW_TOKENS
+    slots = generator.slots(plan.length, NEW_TOKENS)
     if "input" in phases:
       rows.append(profile(f"input r={r}: vision + compression + assembly ({plan.length} LLM tokens)",
                           lambda: gen.llm_input(model, batch, compression)[0], args.calls, keep("input"), memory))
@@ -168,13 +168,21 @@ def main() -> None:
                "index": jnp.asarray(plan.length, jnp.int32), "key": jax.random.key(0)}
       carry["finished"] = jnp.zeros_like(carry["token"], bool)
 
+      steps = generator.steps_per_call or 1
+
       def step():
-        token, carry["cache"], carry["finished"], carry["key"], _ = generator._step(  # pylint: disable=protected-access
-            generator.leaves, carry["cache"], kv_mask, carry["token"], carry["index"], delta, carry["finished"],
-            carry["key"], jnp.asarray([-1], jnp.int32), mrope=positions.ndim == 3, temperature=0.0, top_p=1.0)
+        """One decoding program as ``generate`` runs it (``steps`` steps; later calls write the last cache slot)."""
+        kw = dict(mrope=positions.ndim == 3, temperature=0.0, top_p=1.0)
+        args_ = (generator.leaves, carry["cache"], kv_mask, carry["token"], carry["index"], delta, carry["finished"],
+                 carry["key"], jnp.asarray([-1], jnp.int32))
+        if generator.steps_per_call:
+          carry["cache"], token, _, carry["finished"], carry["key"], _, _ = generator._steps(*args_, steps=steps, **kw)  # pylint: disable=protected-access
+        else:
+          token, carry["cache"], carry["finished"], carry["key"], _ = generator._step(*args_, **kw)  # pylint: disable=protected-access
         return token
 
-      rows.append(profile(f"decode step (cache of {slots} slots)", step, 5 * args.calls, keep("decode"), memory))
+      rows.append(profile(f"decode, {steps} steps a call (cache of {slots} slots)", step, 5 * args.calls,
+                          keep("decode"), memory))
   if args.out:
     with open(os.path.join(args.out, f"profile_{args.model}.json"), "w") as f:
       json.dump({"device": device.device_kind, "jax": jax.__version__, "rows": rows}, f, indent=1)
