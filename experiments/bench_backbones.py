@@ -1,11 +1,14 @@
 """Benchmark: the 7B backbones end to end, ottvid_jax next to transformers (PyTorch, sdpa).
 
-    XLA_PYTHON_CLIENT_PREALLOCATE=false python experiments/bench_backbones.py --side jax --out jax.json
+    export XLA_PYTHON_CLIENT_PREALLOCATE=false JAX_COMPILATION_CACHE_DIR=/tmp/cache
+    python experiments/bench_backbones.py --side jax --out jax.json
+    python experiments/bench_backbones.py --side jax --memory --out memory.json
     python experiments/bench_backbones.py --side torch --out torch.json
-    python experiments/bench_backbones.py --report jax.json torch.json
+    python experiments/bench_backbones.py --report jax.json torch.json memory.json
     ... --model llava_ov    (32 frames, 6272 + 1 video tokens; transformers' LlavaOnevision)
-    ... --model llava_video (64 frames, average 13 x 13 pooling, a newline per row; ours only:
+    ... --model llava_video (64 frames, average 13 x 13 pooling, a newline per frame; ours only:
                              transformers cannot express this pooling)
+    experiments/gpu_benchmarks.sh OUT qwen2_5_vl llava_ov llava_video   (all of it)
 
 Random bf16 weights of the real 7B configuration; for Qwen2.5-VL 32 frames at 448 x 448
 (16384 patches, 4096 video tokens) and a 60-token prompt around them; greedy
@@ -19,9 +22,9 @@ cumulative peak after each is that retention's peak; it includes compile-time
 autotuning buffers, which ``--memory`` (a second process whose programs all
 come from the first one's ``JAX_COMPILATION_CACHE_DIR``) leaves out. Both sides
 get their pixels already on the device in bf16; our random weights come from
-``random_model`` (no initialisation spike). Decoding is also timed one step a
-call, with and without CUDA graphs. ``--small`` shrinks the model for a smoke
-run on a CPU.
+``random_model`` (no initialisation spike). ``--compare-decoding`` also times
+decoding one step a call, with and without CUDA graphs. ``--small`` shrinks the
+model for a smoke run on a CPU.
 """
 
 from __future__ import annotations
@@ -114,9 +117,10 @@ def run_jax(args) -> dict:
   jax.block_until_ready(nnx.state(model))
   init_s = time.perf_counter() - start
   generator = generator_for(model)
-  # Other ways to run the decode steps, for comparison: one step a call, kernel by kernel or in CUDA graphs.
-  per_step = Generator(model, steps_per_call=None)
-  with_graphs = Generator(model, steps_per_call=None, step_graphs=True)
+  # --compare-decoding: also one step a call, kernel by kernel or in CUDA graphs (two more compiles a retention).
+  variants = {"decode_one_step_per_call_ms": Generator(model, steps_per_call=None),
+              "decode_one_step_graphs_ms": Generator(model, steps_per_call=None, step_graphs=True)}
+  variants = variants if args.compare_decoding else {}
   device = jax.devices()[0]
   out = {"device": getattr(device, "device_kind", str(device)), "jax": jax.__version__, "init_s": init_s,
          "model": args.model, "rows": []}
@@ -149,15 +153,15 @@ def run_jax(args) -> dict:
       decoder.decode(token, cache, kv_mask, delta, plan.length, SamplingConfig(max_new_tokens=NEW_TOKENS), [], mrope)
       return (time.perf_counter() - start) / (NEW_TOKENS - 1)
 
-    token, cache, kv_mask, delta = prefilled()
-    state = {"cache": cache, "index": jnp.asarray(plan.length, jnp.int32), "finished": jnp.zeros_like(token, bool),
-             "key": jax.random.key(0)}
-
-    def one_step():
+    def one_step(state={}):  # noqa: B006  (the carried decoding state, made on the first call)
       """One step on its own, waited for (the latency of a single step, host work included)."""
+      if not state:
+        token, state["cache"], state["kv_mask"], state["delta"] = prefilled()
+        state.update(token=token, index=jnp.asarray(plan.length, jnp.int32), finished=jnp.zeros_like(token, bool),
+                     key=jax.random.key(0))
       t, state["cache"], state["finished"], state["key"], _ = generator._step(  # pylint: disable=protected-access
-          generator.leaves, state["cache"], kv_mask, token, state["index"], delta, state["finished"], state["key"],
-          jnp.asarray([-1], jnp.int32), mrope=mrope, temperature=0.0, top_p=1.0)
+          generator.leaves, state["cache"], state["kv_mask"], state["token"], state["index"], state["delta"],
+          state["finished"], state["key"], jnp.asarray([-1], jnp.int32), mrope=mrope, temperature=0.0, top_p=1.0)
       jax.block_until_ready(t)
 
     def end_to_end():
@@ -166,13 +170,12 @@ def run_jax(args) -> dict:
     row = {"retention": r, "llm_tokens": plan.length, "visual_tokens": int(np.asarray(mask).sum()) - TEXT,
            "prefill_ms": 1e3 * median_s(prefill_only, args.repeats),
            "decode_step_ms": 1e3 * statistics.median([decode_per_token() for _ in range(args.repeats + 1)][1:]),
-           "decode_one_step_graphs_ms": 1e3 * statistics.median(
-               [decode_per_token(with_graphs) for _ in range(args.repeats + 1)][1:]),
-           "decode_one_step_per_call_ms": 1e3 * statistics.median(
-               [decode_per_token(per_step) for _ in range(args.repeats + 1)][1:]),
-           "single_step_ms": 1e3 * median_s(one_step, 5 * args.repeats),
            "ttft_ms": 1e3 * median_s(ttft, args.repeats),
            "end_to_end_ms": 1e3 * median_s(end_to_end, max(3, args.repeats // 3))}
+    for name, decoder in variants.items():
+      row[name] = 1e3 * statistics.median([decode_per_token(decoder) for _ in range(args.repeats + 1)][1:])
+    if variants:
+      row["single_step_ms"] = 1e3 * median_s(one_step, 5 * args.repeats)
     stats = device.memory_stats() or {}
     row["peak_gib"] = stats.get("peak_bytes_in_use", float("nan")) / 2 ** 30
     out["rows"].append(row)
@@ -350,8 +353,10 @@ def run_torch_llava(args) -> dict:
   return _time_torch(model, call, lambda: model.model.get_video_features(pixels), prefill, args, init_s)
 
 
-def report(jax_out: dict, torch_out: Optional[dict]) -> str:
-  """The markdown table of one model (``torch_out`` may be None: no baseline)."""
+def report(jax_out: dict, torch_out: Optional[dict], memory_out: Optional[dict] = None) -> str:
+  """The markdown table of one model (``torch_out`` may be None: no baseline; ``memory_out``: a ``--memory``
+  pass, whose peaks replace the timed run's, which include compile-time autotuning scratch)."""
+  steady = {r["retention"]: r["peak_gib"] for r in (memory_out or {}).get("rows", [])}
   head = f"{jax_out.get('model', 'qwen2_5_vl')}: ottvid_jax (jax {jax_out.get('jax')}) on {jax_out['device']}"
   if torch_out:
     head += f"; transformers (torch {torch_out.get('torch')}, sdpa) on {torch_out['device']}"
@@ -370,7 +375,7 @@ def report(jax_out: dict, torch_out: Optional[dict]) -> str:
     lines.append(f"| ottvid_jax, r = {r['retention']:.2f} | {r['llm_tokens']} | {jax_out['vision_ms']:.1f} "
                  f"(+saliency {jax_out['vision_saliency_ms']:.1f}) | {r['prefill_ms']:.1f} | "
                  f"{r['decode_step_ms']:.2f}{' (' + '; '.join(other) + ')' if other else ''} | {r['ttft_ms']:.1f} | "
-                 f"{r['end_to_end_ms']:.1f} | {r['peak_gib']:.2f} |")
+                 f"{r['end_to_end_ms']:.1f} | {steady.get(r['retention'], r['peak_gib']):.2f} |")
   base = next((r for r in jax_out["rows"] if r["retention"] == 1.0), None)
   ten = next((r for r in jax_out["rows"] if r["retention"] == 0.10), None)
   if base and ten:
@@ -383,15 +388,19 @@ def main() -> None:
   parser.add_argument("--side", choices=("jax", "torch"))
   parser.add_argument("--model", choices=("qwen2_5_vl", "llava_ov", "llava_video"), default="qwen2_5_vl")
   parser.add_argument("--out")
-  parser.add_argument("--report", nargs=2, metavar=("JAX_JSON", "TORCH_JSON"))
+  parser.add_argument("--report", nargs="+", metavar="JSON",
+                      help="JAX_JSON TORCH_JSON [MEMORY_JSON]: print the table (missing files are skipped)")
   parser.add_argument("--repeats", type=int, default=10)
   parser.add_argument("--small", action="store_true")
+  parser.add_argument("--compare-decoding", action="store_true",
+                      help="also time decoding one step a call, with and without CUDA graphs")
   parser.add_argument("--memory", action="store_true",
                       help="only the peak memory of each retention, from a warm compilation cache (see memory_pass)")
   args = parser.parse_args()
   if args.report:
-    jax_out, torch_out = (json.load(open(p)) if os.path.isfile(p) else None for p in args.report)
-    print(report(jax_out, torch_out))
+    jax_out, torch_out, memory_out = (json.load(open(p)) if p and os.path.isfile(p) else None
+                                      for p in (list(args.report) + [None, None])[:3])
+    print(report(jax_out, torch_out, memory_out))
     return
   result = run_jax(args) if args.side == "jax" else run_torch(args)
   if args.out:
