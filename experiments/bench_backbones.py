@@ -153,7 +153,9 @@ def run_jax(args) -> dict:
       decoder.decode(token, cache, kv_mask, delta, plan.length, SamplingConfig(max_new_tokens=NEW_TOKENS), [], mrope)
       return (time.perf_counter() - start) / (NEW_TOKENS - 1)
 
-    def one_step(state={}):  # noqa: B006  (the carried decoding state, made on the first call)
+    state: dict = {}  # the carried decoding state of one_step, made on its first call
+
+    def one_step():
       """One step on its own, waited for (the latency of a single step, host work included)."""
       if not state:
         token, state["cache"], state["kv_mask"], state["delta"] = prefilled()

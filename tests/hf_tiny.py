@@ -44,6 +44,13 @@ def tiny_qwen(seed: int = 0, **text_overrides):
   return Qwen2_5_VLForConditionalGeneration(qwen_config(**text_overrides)).eval()
 
 
+def save_tiny_qwen(folder: str, seed: int = 0) -> str:
+  """A tiny random Qwen2.5-VL checkpoint with its tokenizer, saved by ``transformers`` in ``folder``."""
+  tiny_qwen(seed=seed).save_pretrained(folder)
+  write_tokenizer(folder)
+  return folder
+
+
 def write_tokenizer(folder: str) -> None:
   """A word-level ``tokenizer.json`` whose special tokens have the tiny models' ids."""
   from tokenizers import Tokenizer, models, pre_tokenizers  # pylint: disable=import-outside-toplevel

@@ -13,10 +13,7 @@ from tests import hf_tiny
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-  folder = str(tmp_path_factory.mktemp("tiny_qwen_eval"))
-  hf_tiny.tiny_qwen(seed=2).save_pretrained(folder)
-  hf_tiny.write_tokenizer(folder)
-  return folder
+  return hf_tiny.save_tiny_qwen(str(tmp_path_factory.mktemp("tiny_qwen_eval")), seed=2)
 
 
 def clip(folder, name):

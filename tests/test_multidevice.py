@@ -53,8 +53,7 @@ def test_data_parallel_evaluation_equals_serial(tmp_path):
       from ottvid_jax import eval as evaluation, video
       from ottvid_jax.answer import make_answerer
       folder = {str(tmp_path)!r}
-      hf_tiny.tiny_qwen(seed=3).save_pretrained(folder)
-      hf_tiny.write_tokenizer(folder)
+      hf_tiny.save_tiny_qwen(folder, seed=3)
       os.makedirs(os.path.join(folder, "data/json")); os.makedirs(os.path.join(folder, "data/video/t"))
       os.symlink(video.sample_clip("bikes")[0], os.path.join(folder, "data/video/t/a.mp4"))
       rows = [{{"video": "a.mp4", "question": f"question {{i}}?", "candidates": ["x", "y", "z"], "answer": "y"}}

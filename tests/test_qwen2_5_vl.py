@@ -195,13 +195,18 @@ def test_checkpoint_errors_are_complete(tiny, tmp_path):
     models.load(str(broken))
 
 
+def one_video_batch(seed: int, grid: list) -> VideoBatch:
+  """A one-row batch: a random prompt around one random video of ``grid``."""
+  ids, pixels = hf_tiny.random_video_inputs(np.random.default_rng(seed), grid)
+  ids = np.asarray([ids])
+  return VideoBatch(ids, np.ones_like(ids), pixels, tuple(grid), (1.0,))
+
+
 def test_greedy_generation_matches_hf(tiny):
   hf, _, ours = tiny
-  rng = np.random.default_rng(16)
   grid = [(3, 6, 8)]
-  ids, pixels = hf_tiny.random_video_inputs(rng, grid)
-  ids = np.asarray([ids])
-  batch = VideoBatch(ids, np.ones_like(ids), pixels, tuple(grid), (1.0,))
+  batch = one_video_batch(16, grid)
+  ids, pixels = batch.input_ids, batch.pixel_values_videos
   stop = 56  # an EOS id this random model emits after a few tokens
   got = generate(ours, batch, SamplingConfig(max_new_tokens=10), eos_token_ids=[stop])
   positions, delta = rope_index(ids, tuple(grid), [1.0], None, ours.config)
@@ -221,7 +226,7 @@ def test_greedy_generation_matches_hf(tiny):
   (embeds, positions_, mask), _ = llm_input(ours, batch)
   for sampling, eos in ((SamplingConfig(max_new_tokens=10), [stop]), (SamplingConfig(max_new_tokens=7), []),
                         (SamplingConfig(max_new_tokens=9, temperature=1.0, top_p=0.9, seed=3), [])):
-    one, _ = Generator(ours).generate(embeds, positions_, mask, sampling, eos)
+    one, _ = Generator(ours, steps_per_call=None).generate(embeds, positions_, mask, sampling, eos)
     looped, _ = Generator(ours, steps_per_call=3).generate(embeds, positions_, mask, sampling, eos)
     np.testing.assert_array_equal(looped, one)
     assert one.shape[1] == (len(expect) if eos else sampling.max_new_tokens)
@@ -229,17 +234,14 @@ def test_greedy_generation_matches_hf(tiny):
 
 def test_compression_at_prefill(tiny):
   _, _, ours = tiny
-  rng = np.random.default_rng(6)
   grid = [(4, 10, 12)]
-  ids, pixels = hf_tiny.random_video_inputs(rng, grid)
-  ids = np.asarray([ids])
-  batch = VideoBatch(ids, np.ones_like(ids), pixels, tuple(grid), (1.0,))
+  batch = one_video_batch(6, grid)
+  ids = batch.input_ids
   plain = generate(ours, batch, SamplingConfig(max_new_tokens=5), eos_token_ids=[])
   same = generate(ours, batch, SamplingConfig(max_new_tokens=5), ov.OTTVidConfig(retention=1.0), eos_token_ids=[])
   np.testing.assert_array_equal(plain.tokens, same.tokens)
   assert same.visual_tokens[0] == 120 and same.llm_length == plain.llm_length
 
-  from ottvid_jax.models.qwen2_5_vl.generation import llm_input
   cfg = ov.OTTVidConfig(retention=0.1)
   (embeds, positions, mask), plan = llm_input(ours, batch, cfg)
   positions, mask = np.asarray(positions), np.asarray(mask)
@@ -281,14 +283,10 @@ def test_shapes_of_the_7b_model():
 def test_peer_methods_at_prefill(tiny, name):
   """Any peer runs between the merger and the LLM; FlashVID's empty slots are masked."""
   from ottvid_jax import peers
-  from ottvid_jax.models.qwen2_5_vl.generation import llm_input
 
   _, _, ours = tiny
-  rng = np.random.default_rng(7)
   grid = [(4, 10, 12)]
-  ids, pixels = hf_tiny.random_video_inputs(rng, grid)
-  ids = np.asarray([ids])
-  batch = VideoBatch(ids, np.ones_like(ids), pixels, tuple(grid), (1.0,))
+  batch = one_video_batch(7, grid)
   cfg = peers.PeerConfig(name, 0.25)
   (_, _, mask), plan = llm_input(ours, batch, cfg)
   video = plan.video[0] >= 0

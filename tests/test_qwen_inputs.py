@@ -16,10 +16,7 @@ from tests import hf_tiny
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-  folder = str(tmp_path_factory.mktemp("tiny_qwen_answer"))
-  hf_tiny.tiny_qwen(seed=1).save_pretrained(folder)
-  hf_tiny.write_tokenizer(folder)
-  return folder
+  return hf_tiny.save_tiny_qwen(str(tmp_path_factory.mktemp("tiny_qwen_answer")), seed=1)
 
 
 @pytest.mark.parametrize("shape", [(4, 56, 84, 3), (5, 56, 84, 3), (6, 84, 112, 3)])

@@ -109,6 +109,11 @@ def _steps(merge, leaves, cache, kv_mask, token, index, delta, finished, key, eo
   return jax.lax.fori_loop(0, steps, body, (cache, token, index, finished, key, out, done))
 
 
+def _until_done(tokens: np.ndarray, done: np.ndarray) -> np.ndarray:
+  """``tokens [B, n]`` up to the first step after which every row had finished (``done [n]``)."""
+  return tokens[:, :int(np.argmax(done)) + 1] if done.any() else tokens
+
+
 @dataclasses.dataclass(frozen=True)
 class GenerationResult:
   """Generated tokens and what reached the LLM.
@@ -216,9 +221,8 @@ class Generator:
       flags.append(finished)
       if task is not None:
         progress.update(task, advance=1)
-    tokens = np.stack(jax.device_get(out), axis=1)  # [B, n]
     done = np.asarray(jax.device_get(flags)).all(axis=1)  # [n]: every row finished after this token
-    return tokens[:, :int(np.argmax(done)) + 1] if done.any() else tokens
+    return _until_done(np.stack(jax.device_get(out), axis=1), done)
 
   def _decode_in_calls(self, token, cache, kv_mask, delta, index, finished, key, eos, sampling, mrope, progress, task):
     """:meth:`decode` with ``steps_per_call`` steps a call."""
@@ -235,9 +239,8 @@ class Generator:
       dones.append(np.asarray(done))
       if task is not None:
         progress.update(task, advance=steps)
-    tokens = np.concatenate(outs, axis=1)[:, :sampling.max_new_tokens]
-    done = np.concatenate(dones)[:sampling.max_new_tokens]
-    return tokens[:, :int(np.argmax(done)) + 1] if done.any() else tokens
+    n = sampling.max_new_tokens
+    return _until_done(np.concatenate(outs, axis=1)[:, :n], np.concatenate(dones)[:n])
 
   def slots(self, length: int, max_new_tokens: int) -> int:
     """Cache slots for a prompt of ``length`` and ``max_new_tokens``: room for every step a call may run,

@@ -27,12 +27,8 @@ _ZEROS = ("bias",)
 
 def _rows_per_block(shape: tuple[int, ...], block: int) -> int:
   """The largest divisor of ``shape[0]`` whose rows hold at most ``block`` elements (at least 1)."""
-  per_row = math.prod(shape[1:])
-  best = 1
-  for d in range(1, shape[0] + 1):
-    if shape[0] % d == 0 and d * per_row <= block:
-      best = d
-  return best
+  most = max(1, min(shape[0], block // math.prod(shape[1:])))
+  return next(d for d in range(most, 0, -1) if shape[0] % d == 0)
 
 
 def _normal(key: jax.Array, shape: tuple[int, ...], dtype, std: float, block: int) -> jax.Array:

@@ -42,18 +42,12 @@ class SiglipConfig:
 
 
 def _received_attention(q: jax.Array, k: jax.Array, scale: float, frames_at_once: int = 4) -> jax.Array:
-  """Softmax attention received by each key, averaged over heads and queries: ``[F, P]`` in float32.
+  """:func:`layers.received_attention` of each frame: ``[F, P]``, from ``q, k [F, P, E, H]``.
 
-  ``q, k``: ``[F, P, E, H]``. The ``[E, P, P]`` probabilities exist for
-  ``frames_at_once`` frames at a time (all 64 frames of LLaVA-Video at once
-  would be 2.2 GB of float32).
+  The ``[E, P, P]`` probabilities exist for ``frames_at_once`` frames at a time
+  (all 64 frames of LLaVA-Video at once would be 2.2 GB of float32).
   """
-
-  def one_frame(qk):
-    logits = jnp.einsum("qeh,keh->eqk", *qk, preferred_element_type=jnp.float32) * scale  # [E, P, P]
-    return jnp.mean(jax.nn.softmax(logits, axis=-1), axis=(0, 1))  # [P]
-
-  return jax.lax.map(one_frame, (q, k), batch_size=frames_at_once)
+  return jax.lax.map(lambda qk: layers.received_attention(*qk, scale), (q, k), batch_size=frames_at_once)
 
 
 class SiglipAttention(nnx.Module):

@@ -266,10 +266,7 @@ class VisionTower(nnx.Module):
 
     def one_grid(args):
       idx, ok = args
-      logits = jnp.einsum("qeh,keh->eqk", q[idx], k[idx], preferred_element_type=jnp.float32) * scale
-      probs = jax.nn.softmax(jnp.where(ok[None, None, :], logits, -jnp.inf), axis=-1)  # [E, L, L]
-      weights = ok.astype(jnp.float32) / jnp.sum(ok)  # mean over the real queries
-      return jnp.einsum("eqk,q->k", probs, weights) / probs.shape[0]  # [L]
+      return layers.received_attention(q[idx], k[idx], scale, ok)  # [L]
 
     received = jax.lax.map(one_grid, (gather, valid))  # [G, L], one grid at a time (bounded memory)
     return received.reshape(-1)[jnp.asarray(grids.scatter)]
