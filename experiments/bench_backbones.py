@@ -23,7 +23,8 @@ autotuning buffers, which ``--memory`` (a second process whose programs all
 come from the first one's ``JAX_COMPILATION_CACHE_DIR``) leaves out. Both sides
 get their pixels already on the device in bf16; our random weights come from
 ``random_model`` (no initialisation spike). ``--compare-decoding`` also times
-decoding one step a call, with and without CUDA graphs. ``--small`` shrinks the
+decoding one step a call, with and without CUDA graphs; decoding with XLA's attention
+ops instead of the fused kernel is always timed beside it. ``--small`` shrinks the
 model for a smoke run on a CPU.
 """
 
@@ -117,13 +118,15 @@ def run_jax(args) -> dict:
   jax.block_until_ready(nnx.state(model))
   init_s = time.perf_counter() - start
   generator = generator_for(model)
-  # --compare-decoding: also one step a call, kernel by kernel or in CUDA graphs (two more compiles a retention).
-  variants = {"decode_one_step_per_call_ms": Generator(model, steps_per_call=None),
-              "decode_one_step_graphs_ms": Generator(model, steps_per_call=None, step_graphs=True)}
-  variants = variants if args.compare_decoding else {}
+  # Decoding with XLA's attention ops instead of the fused kernel (decode_attention), and with --compare-decoding
+  # also one step a call, kernel by kernel or in CUDA graphs (one or three more compiles a retention).
+  variants = {"decode_xla_attention_ms": Generator(model, decode_kernel="xla")}
+  if args.compare_decoding:
+    variants.update({"decode_one_step_per_call_ms": Generator(model, steps_per_call=None),
+                     "decode_one_step_graphs_ms": Generator(model, steps_per_call=None, step_graphs=True)})
   device = jax.devices()[0]
   out = {"device": getattr(device, "device_kind", str(device)), "jax": jax.__version__, "init_s": init_s,
-         "model": args.model, "rows": []}
+         "model": args.model, "decode_kernel": generator.decode_kernel, "rows": []}
   tower, tower_sal = generator.builder(tower_fn), generator.builder(tower_sal_fn)
   px = batch.pixel_values_videos
   out["vision_ms"] = 1e3 * median_s(lambda: jax.block_until_ready(tower(px)), args.repeats)
@@ -176,7 +179,7 @@ def run_jax(args) -> dict:
            "end_to_end_ms": 1e3 * median_s(end_to_end, max(3, args.repeats // 3))}
     for name, decoder in variants.items():
       row[name] = 1e3 * statistics.median([decode_per_token(decoder) for _ in range(args.repeats + 1)][1:])
-    if variants:
+    if args.compare_decoding:
       row["single_step_ms"] = 1e3 * median_s(one_step, 5 * args.repeats)
     stats = device.memory_stats() or {}
     row["peak_gib"] = stats.get("peak_bytes_in_use", float("nan")) / 2 ** 30
@@ -371,7 +374,8 @@ def report(jax_out: dict, torch_out: Optional[dict], memory_out: Optional[dict] 
                  f"{t['decode_step_ms']:.2f} (from end to end) | {t['ttft_ms']:.1f} | {t['end_to_end_ms']:.1f} | "
                  f"{t.get('peak_gib', float('nan')):.2f} |")
   for r in sorted(jax_out["rows"], key=lambda r: -r["retention"]):
-    other = [f"{r[k]:.2f} {name}" for k, name in (("decode_one_step_per_call_ms", "one step a call"),
+    other = [f"{r[k]:.2f} {name}" for k, name in (("decode_xla_attention_ms", "XLA's attention"),
+                                                 ("decode_one_step_per_call_ms", "one step a call"),
                                                  ("decode_one_step_graphs_ms", "one step a call in graphs"))
              if k in r]
     lines.append(f"| ottvid_jax, r = {r['retention']:.2f} | {r['llm_tokens']} | {jax_out['vision_ms']:.1f} "

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ottvid_jax.models import layers
+from ottvid_jax.models import decode_attention, layers
 
 __all__ = ["Decoder", "DecoderConfig", "DecoderLM", "KVCache", "rope_tables"]
 
@@ -108,18 +108,26 @@ class Attention(nnx.Module):
     self.o_proj = layers.linear(n * hd, d, bias=False, **kw)
     self.heads, self.kv_heads, self.head_dim = n, kv, hd
 
-  def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=0):
+  def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=0, kernel: Optional[str] = None):
     """``mask``: ``[B, 1, T, T]`` (or None: plain causal) when ``cache_index`` is the
     Python int 0 (a prefill: attention over the new tokens only), else
-    ``[B, 1, T, S]`` over the cache slots (decoding)."""
+    ``[B, 1, T, S]`` over the cache slots (decoding). ``kernel``: a decoding
+    step's rotary, cache write and attention as one :func:`decode_attention.decode_attention`
+    (``"pallas"``, or ``"interpret"`` on a CPU), or None: XLA's ops."""
     b, t, _ = x.shape
     qkv = self.qkv_proj(x).reshape(b, t, self.heads + 2 * self.kv_heads, self.head_dim)
+    prefill = isinstance(cache_index, int) and cache_index == 0
+    if kernel is not None and not prefill and cache_kv is not None:  # rotary, cache write and attention fused
+      valid = jnp.broadcast_to(mask, (b, 1, t, cache_kv[0].shape[1]))[:, 0, 0]  # [B, S]
+      out, *cache_kv = decode_attention.decode_attention(qkv, cos, sin, *cache_kv, cache_index, valid,
+                                                         self.head_dim ** -0.5, self.heads,
+                                                         interpret=kernel == "interpret")
+      return self.o_proj(out.reshape(b, t, -1)), tuple(cache_kv)
     q = qkv[:, :, :self.heads]  # [B, T, N, H]
     k = qkv[:, :, self.heads:self.heads + self.kv_heads]  # [B, T, K, H]
     v = qkv[:, :, self.heads + self.kv_heads:]
     q = layers.apply_rotary(q, cos, sin)
     k = layers.apply_rotary(k, cos, sin)
-    prefill = isinstance(cache_index, int) and cache_index == 0
     if cache_kv is not None:  # write the new keys at cache_index
       ck, cv = cache_kv
       ck = jax.lax.dynamic_update_slice(ck, k.astype(ck.dtype), (0, cache_index, 0, 0))  # [B, S, K, H]
@@ -140,8 +148,8 @@ class DecoderLayer(nnx.Module):
     self.mlp = layers.MLP(config.hidden_size, config.intermediate_size, bias=False, dtype=dtype,
                           param_dtype=param_dtype, rngs=rngs, token_chunk=MLP_TOKEN_CHUNK)
 
-  def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=0):
-    h, cache_kv = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache_kv, cache_index)
+  def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=0, kernel: Optional[str] = None):
+    h, cache_kv = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache_kv, cache_index, kernel)
     x = x + h
     return x + self.mlp(self.post_attention_layernorm(x)), cache_kv
 
@@ -164,6 +172,7 @@ class Decoder(nnx.Module):
       attention_mask: Optional[jax.Array],
       cache: Optional[KVCache] = None,
       cache_index: jax.Array | int = 0,
+      decode_kernel: Optional[str] = None,
   ) -> tuple[jax.Array, Optional[KVCache]]:
     """Runs the decoder on input embeddings.
 
@@ -178,6 +187,9 @@ class Decoder(nnx.Module):
         ``cache_index``; decoding attends over slots ``<= cache_index + i``.
       cache_index: 0 (a Python int) for a prefill, else the traced slot of
         the first new token.
+      decode_kernel: decoding one token a row: ``"pallas"`` runs each layer's
+        cache write and attention as one fused kernel (GPU), ``"interpret"``
+        the same kernel in Pallas' interpreter; None: XLA's ops.
 
     Returns:
       ``([B, T, D]`` final hidden states, the updated cache or None).
@@ -197,7 +209,7 @@ class Decoder(nnx.Module):
     new_k, new_v = [], []
     for i, layer in enumerate(self.layers):
       kv = None if cache is None else (cache.k[i], cache.v[i])
-      x, kv = layer(x, cos, sin, mask, kv, cache_index)
+      x, kv = layer(x, cos, sin, mask, kv, cache_index, decode_kernel)
       if cache is not None:
         new_k.append(kv[0])
         new_v.append(kv[1])

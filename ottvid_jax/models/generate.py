@@ -21,7 +21,7 @@ import numpy as np
 from flax import nnx
 
 from ottvid_jax import peers
-from ottvid_jax.models import layers
+from ottvid_jax.models import decode_attention, layers
 from ottvid_jax.models.decoder import KVCache
 
 __all__ = ["GenerationResult", "Generator", "SamplingConfig", "decode_text", "generator_for", "run", "sample"]
@@ -78,21 +78,22 @@ def _prefill(merge, leaves, embeds, positions, mask, slots: int, dense: bool):
   return logits, cache, kv_mask, delta
 
 
-def _step(merge, leaves, cache, kv_mask, token, index, delta, finished, key, eos, mrope: bool, temperature: float,
-          top_p: float):
-  """One decode step, sampling and end-of-sequence bookkeeping included (no host work between steps)."""
+def _step(merge, kernel, leaves, cache, kv_mask, token, index, delta, finished, key, eos, mrope: bool,
+          temperature: float, top_p: float):
+  """One decode step, sampling and end-of-sequence bookkeeping included (no host work between steps);
+  ``kernel``: the decoder's ``decode_kernel``."""
   model = merge(leaves)
   position = (index + delta)[:, None]  # [B, 1]
   positions = jnp.broadcast_to(position[None], (3,) + position.shape) if mrope else position
   embeds = model.language_model.embed_tokens(token[:, None])  # [B, 1, D]
-  hidden, cache = model.language_model(embeds, positions, kv_mask, cache, index)
+  hidden, cache = model.language_model(embeds, positions, kv_mask, cache, index, decode_kernel=kernel)
   key, sub = jax.random.split(key)
   new = sample(model.logits(hidden[:, 0]), sub, temperature, top_p)
   new = jnp.where(finished, token, new)  # finished rows keep repeating their EOS
   return new, cache, finished | jnp.isin(new, eos), key, index + 1
 
 
-def _steps(merge, leaves, cache, kv_mask, token, index, delta, finished, key, eos, steps: int, mrope: bool,
+def _steps(merge, kernel, leaves, cache, kv_mask, token, index, delta, finished, key, eos, steps: int, mrope: bool,
            temperature: float, top_p: float):
   """``steps`` decode steps as one ``fori_loop`` (a loop of known trip count: XLA queues every iteration
   without a round trip to the host). Returns the carried state and the new tokens ``[B, steps]`` with
@@ -100,8 +101,8 @@ def _steps(merge, leaves, cache, kv_mask, token, index, delta, finished, key, eo
 
   def body(i, carry):
     cache, token, index, finished, key, out, done = carry
-    token, cache, finished, key, index = _step(merge, leaves, cache, kv_mask, token, index, delta, finished, key, eos,
-                                               mrope, temperature, top_p)
+    token, cache, finished, key, index = _step(merge, kernel, leaves, cache, kv_mask, token, index, delta, finished,
+                                               key, eos, mrope, temperature, top_p)
     return cache, token, index, finished, key, out.at[:, i].set(token), done.at[i].set(finished.all())
 
   out = jnp.zeros((token.shape[0], steps), jnp.int32)
@@ -145,7 +146,8 @@ class Generator:
   per call, flattening an ``nnx.State`` milliseconds.
   """
 
-  def __init__(self, model: nnx.Module, step_graphs: bool = False, steps_per_call: int | None = 8):
+  def __init__(self, model: nnx.Module, step_graphs: bool = False, steps_per_call: int | None = 8,
+               decode_kernel: str = "auto"):
     """Args:
       model: a backbone.
       step_graphs: one step a call only: let XLA capture the step in CUDA graphs. Off by default, as
@@ -157,19 +159,36 @@ class Generator:
         runs as one CUDA graph with fixed buffers; the host looks at the end-of-sequence flags
         between calls, so up to this many steps run past the end), or None: one step a call.
         On an H100 with a 7B model: 6.1-6.6 ms a token with 8, 7.1-8.1 ms one step a call.
+      decode_kernel: each layer's cache write and attention when decoding: ``"pallas"`` (one fused
+        kernel, :mod:`decode_attention`), ``"xla"`` (XLA's ops), ``"interpret"`` (the kernel in
+        Pallas' interpreter, for CPU tests) or ``"auto"``: the kernel on a single GPU for a
+        half-precision model whose shapes it supports, else XLA's.
     """
     graphdef, state = nnx.split(model)
     self.leaves, treedef = jax.tree.flatten(state)
     self.merge = functools.partial(_merge, graphdef, treedef)
     self.config = model.language_model.config
+    self.decode_kernel = self._resolve_kernel(decode_kernel, model)
+    kernel = None if self.decode_kernel == "xla" else self.decode_kernel
     self._prefill = jax.jit(functools.partial(_prefill, self.merge), static_argnames=("slots", "dense"))
-    self._step = jax.jit(functools.partial(_step, self.merge), static_argnames=("mrope", "temperature", "top_p"),
+    self._step = jax.jit(functools.partial(_step, self.merge, kernel), static_argnames=("mrope", "temperature", "top_p"),
                          donate_argnums=(1,), compiler_options=None if step_graphs else _NO_GRAPHS)
     self.steps_per_call = steps_per_call
-    self._steps = jax.jit(functools.partial(_steps, self.merge),
+    self._steps = jax.jit(functools.partial(_steps, self.merge, kernel),
                           static_argnames=("steps", "mrope", "temperature", "top_p"), donate_argnums=(1,))
     self._sample = jax.jit(sample, static_argnums=(2, 3))
     self._builders: dict = {}
+
+  def _resolve_kernel(self, choice: str, model: nnx.Module) -> str:
+    if choice not in ("auto", "pallas", "xla", "interpret"):
+      raise ValueError(f"decode_kernel must be 'auto', 'pallas', 'xla' or 'interpret', got {choice!r}")
+    if choice != "auto":
+      return choice
+    cfg = self.config
+    fits = decode_attention.supported(model.language_model.embed_tokens.embedding.dtype, cfg.num_attention_heads,
+                                      cfg.num_key_value_heads, cfg.head_size)
+    devices = self.leaves[0].sharding.device_set  # a sharded model runs XLA's ops (the kernel is per device)
+    return "pallas" if fits and len(devices) == 1 and next(iter(devices)).platform == "gpu" else "xla"
 
   def builder(self, fn: Callable, static_argnames: Sequence[str] = ()) -> Callable:
     """``fn(model, *args, **static)`` jitted as a function of ``(*args, **static)``.
