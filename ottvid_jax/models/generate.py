@@ -158,8 +158,8 @@ class Generator:
       steps_per_call: decode this many steps in one program (a device-side loop whose body XLA
         runs as one CUDA graph with fixed buffers; the host looks at the end-of-sequence flags
         between calls, so up to this many steps run past the end), or None: one step a call.
-        On an H100 with a 7B model: 6.1-6.6 ms a token with 8, 7.1-8.1 ms one step a call.
-      decode_kernel: each layer's cache write and attention when decoding: ``"pallas"`` (one fused
+        On an H100 with a 7B model: 5.9-6.4 ms a token with 8, 7.1-8.1 ms one step a call.
+      decode_kernel: each layer's rotary, cache write and attention when decoding: ``"pallas"`` (one fused
         kernel, :mod:`decode_attention`), ``"xla"`` (XLA's ops), ``"interpret"`` (the kernel in
         Pallas' interpreter, for CPU tests) or ``"auto"``: the kernel on a single GPU for a
         half-precision model whose shapes it supports, else XLA's.
