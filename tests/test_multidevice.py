@@ -73,3 +73,17 @@ def test_data_parallel_evaluation_equals_serial(tmp_path):
       print("DP OK")
   """)
   assert "DP OK" in out
+
+
+def test_multi_device_benchmark_smoke():
+  """``experiments/bench_multi_gpu.py`` at toy size on two host devices: both rows, sharded logits close."""
+  out = run_with_devices("""
+      from experiments.bench_multi_gpu import report, run
+      result = run([1, 2], [40], 1, True)
+      assert [r["devices"] for r in result["rows"]] == [1, 2]
+      assert result["rows"][0]["max_logit_difference"] == 0.0
+      assert 0 < result["rows"][1]["max_logit_difference"] < 0.05 * result["rows"][1]["logit_scale"]
+      assert "| 2 | 40 |" in report(result)
+      print("BENCH OK")
+  """, count=2)
+  assert "BENCH OK" in out
