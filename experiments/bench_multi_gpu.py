@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-NEW_TOKENS = 32
+from experiments.bench_backbones import NEW_TOKENS, median_s
 
 
 def _model(small: bool):
@@ -41,16 +41,6 @@ def _model(small: bool):
         vision=dataclasses.replace(cfg.vision, depth=1, hidden_size=32, intermediate_size=64, num_heads=2,
                                    out_hidden_size=128, fullatt_block_indexes=(0,)))
   return random_model(lambda: Qwen2_5_VL(cfg, dtype=jnp.bfloat16, param_dtype=jnp.bfloat16, rngs=nnx.Rngs(0)))
-
-
-def _median_ms(fn, repeats: int) -> float:
-  fn()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return 1e3 * statistics.median(times)
 
 
 def run(device_counts, lengths, repeats: int, small: bool) -> dict:
@@ -91,7 +81,7 @@ def run(device_counts, lengths, repeats: int, small: bool) -> dict:
       logits = np.asarray(prefill()[0], np.float32)
       reference.setdefault(length, logits)
       decode()
-      row = {"devices": n, "tokens": length, "prefill_ms": _median_ms(prefill, repeats),
+      row = {"devices": n, "tokens": length, "prefill_ms": 1e3 * median_s(prefill, repeats),
              "decode_step_ms": 1e3 * statistics.median(decode() for _ in range(repeats)),
              "max_logit_difference": float(np.abs(logits - reference[length]).max()),
              "logit_scale": float(np.abs(reference[length]).max())}
