@@ -1,4 +1,4 @@
-"""One decoding step's attention as one Pallas (Triton) kernel: cache write and attention fused.
+"""One decoding step's attention as one Pallas (Triton) kernel: rotary, cache write and attention fused.
 
 XLA runs a decode step's rotary embedding and attention as about ten small kernels a layer (the
 q/k/v split, rotary, padding, transposes, the two cache writes, two matrix-vector products, the
@@ -9,7 +9,8 @@ takes one block of slots and leaves its maximum, normaliser and weighted sum), a
 fusion combines the blocks.
 
 Axes: B batch, S cache slots, K key/value heads, G query heads per key/value head (grouped
-query attention; padded to :data:`GROUP_ROWS` rows for the matrix units), H head dim, P splits.
+query attention; padded to :data:`GROUP_ROWS` rows for the matrix units), H head dim, P blocks of
+:data:`SLOT_BLOCK` slots.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from jax.experimental.pallas import triton as plt
 __all__ = ["GROUP_ROWS", "SLOT_BLOCK", "decode_attention", "supported"]
 
 GROUP_ROWS = 16  # query heads of a group padded to this (the smallest matrix-unit tile)
-SLOT_BLOCK = 128  # cache slots a program reads per iteration; the cache's slots are a multiple of it
-_MASKED = -1e30  # the logit bias of a masked slot (finite: a split with no valid slot stays NaN-free)
+SLOT_BLOCK = 128  # cache slots a program attends over; the cache's slots are a multiple of it
+_MASKED = -1e30  # the logit bias of a masked slot (finite: a block with no valid slot stays NaN-free)
 
 
 def supported(dtype, heads: int, kv_heads: int, head_dim: int) -> bool:
@@ -122,7 +123,7 @@ def decode_attention(qkv: jax.Array, cos: jax.Array, sin: jax.Array, cache_k: ja
       compiler_params=plt.CompilerParams(num_warps=4, num_stages=2),
       interpret=interpret,
   )(jnp.reshape(index, (1,)).astype(jnp.int32), qkv[:, 0], *tables, bias, cache_k, cache_v)
-  # Combine the splits: weights relative to the largest maximum of each query head.
+  # Combine the blocks: weights relative to the largest maximum of each query head.
   weights = jnp.exp(maxima - jnp.max(maxima, axis=2, keepdims=True))  # [B, K, P, G']
   out = jnp.einsum("bkpg,bkpgh->bkgh", weights, acc) / jnp.einsum("bkpg,bkpg->bkg", weights, sums)[..., None]
   group = heads // kv

@@ -188,7 +188,7 @@ class Decoder(nnx.Module):
       cache_index: 0 (a Python int) for a prefill, else the traced slot of
         the first new token.
       decode_kernel: decoding one token a row: ``"pallas"`` runs each layer's
-        cache write and attention as one fused kernel (GPU), ``"interpret"``
+        rotary, cache write and attention as one fused kernel (GPU), ``"interpret"``
         the same kernel in Pallas' interpreter; None: XLA's ops.
 
     Returns:
