@@ -108,6 +108,12 @@ def test_generation_with_the_kernel_matches_xla():
 def test_kernel_choice():
   model = _tiny_bf16_model()
   assert Generator(model).decode_kernel == "xla"  # "auto" on a CPU
-  assert Generator(model, decode_kernel="pallas").decode_kernel == "pallas"
+  assert Generator(model, decode_kernel="interpret").decode_kernel == "interpret"
+  with pytest.raises(ValueError, match="one GPU"):
+    Generator(model, decode_kernel="pallas")  # a CPU: the Triton kernel cannot run here
   with pytest.raises(ValueError, match="decode_kernel"):
     Generator(model, decode_kernel="cuda")
+  float32 = Qwen2_5_VL(model.config, dtype=jnp.float32, param_dtype=jnp.float32, rngs=nnx.Rngs(0))
+  assert Generator(float32).decode_kernel == "xla"
+  with pytest.raises(ValueError, match="half-precision"):
+    Generator(float32, decode_kernel="interpret")

@@ -182,13 +182,20 @@ class Generator:
   def _resolve_kernel(self, choice: str, model: nnx.Module) -> str:
     if choice not in ("auto", "pallas", "xla", "interpret"):
       raise ValueError(f"decode_kernel must be 'auto', 'pallas', 'xla' or 'interpret', got {choice!r}")
-    if choice != "auto":
-      return choice
     cfg = self.config
     fits = decode_attention.supported(model.language_model.embed_tokens.embedding.dtype, cfg.num_attention_heads,
                                       cfg.num_key_value_heads, cfg.head_size)
-    devices = self.leaves[0].sharding.device_set  # a sharded model runs XLA's ops (the kernel is per device)
-    return "pallas" if fits and len(devices) == 1 and next(iter(devices)).platform == "gpu" else "xla"
+    devices = self.leaves[0].sharding.device_set  # the kernel runs on one device: a sharded model needs XLA's ops
+    one_gpu = len(devices) == 1 and next(iter(devices)).platform == "gpu"
+    if choice == "auto":
+      return "pallas" if fits and one_gpu else "xla"
+    if choice in ("pallas", "interpret") and not fits:
+      raise ValueError(f"decode_kernel={choice!r} needs half-precision weights, at most {decode_attention.GROUP_ROWS} "
+                       "query heads a key/value head and a power-of-two head dim")
+    if choice == "pallas" and not one_gpu:
+      raise ValueError("decode_kernel='pallas' needs the model on one GPU (sharded or elsewhere: 'xla'; on a CPU, "
+                       "'interpret' runs the kernel in Pallas' interpreter)")
+    return choice
 
   def builder(self, fn: Callable, static_argnames: Sequence[str] = ()) -> Callable:
     """``fn(model, *args, **static)`` jitted as a function of ``(*args, **static)``.
