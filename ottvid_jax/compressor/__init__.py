@@ -7,6 +7,7 @@ from ottvid_jax.compressor.config import (
     MatchScore,
     MergeMode,
     OTTVidConfig,
+    SinkhornSolver,
     SpatialRounding,
     budget,
     stack_configs,
@@ -28,6 +29,7 @@ from ottvid_jax.compressor.pipeline import (
 )
 from ottvid_jax.compressor.soft import SoftCompressionOutput, soft_compress, soft_select
 from ottvid_jax.compressor.selection import cosine_similarity, l2_normalize, normalize_saliency, select_tokens
+from ottvid_jax.compressor.sinkhorn_kernel import sinkhorn_potentials
 from ottvid_jax.compressor.transport import TransportResult, transport_plan
 
 __all__ = [
@@ -57,6 +59,8 @@ __all__ = [
     "pair_alpha",
     "pair_cost",
     "select_tokens",
+    "SinkhornSolver",
+    "sinkhorn_potentials",
     "soft_compress",
     "soft_select",
     "SoftCompressionOutput",

@@ -33,6 +33,7 @@ __all__ = [
     "MatchScore",
     "MergeMode",
     "OTTVidConfig",
+    "SinkhornSolver",
     "SpatialRounding",
     "budget",
     "stack_configs",
@@ -67,6 +68,14 @@ class SpatialRounding(enum.Enum):
   ROUND = "round"  # the LLaVA path of the authors' code
 
 
+class SinkhornSolver(enum.Enum):
+  """Which implementation makes the Sinkhorn updates (the same updates, float32 rounding apart)."""
+
+  AUTO = "auto"  # FUSED when JAX's default backend is a GPU, OTT otherwise
+  OTT = "ott"  # ott-jax's solver (a scan of XLA kernels)
+  FUSED = "fused"  # one Pallas kernel for all updates (Pallas' interpreter off a GPU: slow)
+
+
 _TRACED = ("mass_tau", "budget_tau", "cost_threshold", "epsilon", "locality_scale")
 _STATIC = (
     "retention",
@@ -76,6 +85,7 @@ _STATIC = (
     "merge",
     "match_score",
     "spatial_rounding",
+    "sinkhorn_solver",
 )
 
 
@@ -117,6 +127,9 @@ class OTTVidConfig:
     merge: :class:`MergeMode`; ``MASS_WEIGHTED`` is the prose's weighted mean.
     match_score: :class:`MatchScore`; ``MASS_NORMALISED`` ranks ``T / (a b^T)``.
     spatial_rounding: :class:`SpatialRounding` of ``K = N * r_s``.
+    sinkhorn_solver: :class:`SinkhornSolver`, the implementation of the
+      updates (static); every choice has the same gradients, those of the
+      updates themselves.
 
   Note:
     Ranges are checked when a config is constructed with concrete values
@@ -139,6 +152,7 @@ class OTTVidConfig:
   merge: MergeMode = MergeMode.MEAN
   match_score: MatchScore = MatchScore.PLAN
   spatial_rounding: SpatialRounding = SpatialRounding.FLOOR
+  sinkhorn_solver: SinkhornSolver = SinkhornSolver.AUTO
 
   def __post_init__(self):
     if not isinstance(self.retention, (int, float)) or isinstance(self.retention, bool):
@@ -151,7 +165,8 @@ class OTTVidConfig:
         or isinstance(self.sinkhorn_iters, bool) or self.sinkhorn_iters < 1):
       raise ValueError(f"sinkhorn_iters must be a positive int, got {self.sinkhorn_iters!r}")
     for name, kind in (("mass", MassMode), ("merge", MergeMode),
-                       ("match_score", MatchScore), ("spatial_rounding", SpatialRounding)):
+                       ("match_score", MatchScore), ("spatial_rounding", SpatialRounding),
+                       ("sinkhorn_solver", SinkhornSolver)):
       if not isinstance(getattr(self, name), kind):
         raise ValueError(f"{name} must be a {kind.__name__}, got {getattr(self, name)!r}")
     checks = {

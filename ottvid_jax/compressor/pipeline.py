@@ -243,7 +243,8 @@ def transport_stage(
   if cost.shape[0] == 0:  # ott cannot vmap over an empty batch; there is nothing to transport.
     empty = jnp.zeros((0,), jnp.float32)
     return TransportStage(alpha, cost, cost, empty, empty)
-  plans = jax.vmap(transport_lib.transport_plan, in_axes=(0, 0, 0, None, None))(
+  solve = functools.partial(transport_lib.transport_plan, solver=config.sinkhorn_solver)
+  plans = jax.vmap(solve, in_axes=(0, 0, 0, None, None))(
       cost, mass[:-1], mass[1:], config.epsilon, config.sinkhorn_iters)
   return TransportStage(alpha, cost, *plans)
 

@@ -9,7 +9,7 @@
 2. leave-one-out mass: the "most similar kept token" is a softmax over kept
    tokens, the second best a softmax after the best is pushed down;
 3. cost and transport: unchanged, the plans differentiated through ott-jax's
-   implicit differentiation of Sinkhorn;
+   Sinkhorn updates;
 4. budgets: the continuous ``R * softmax(-W / tau_b)``, capped at K - 1 (the
    hard method's redistribution of capped budgets is not relaxed; the two
    agree whenever no cap binds);
@@ -145,7 +145,7 @@ def soft_compress(
     flow to ``features``, ``saliency`` and the traced hyperparameters.
 
   Note:
-    Masses stay strictly positive (softmax), which keeps ott-jax's implicit
+    Masses stay strictly positive (softmax), which keeps the Sinkhorn
     gradients finite. Chains are followed through every frame, as in the hard
     method; the relaxation drops only the redistribution of capped budgets.
   """
@@ -174,7 +174,8 @@ def soft_compress(
   pair_cost = functools.partial(cost_lib.pair_cost, normalized=True)
   cost = jax.vmap(pair_cost, in_axes=(0, 0, 0, 0, 0, None))(kept_unit[:-1], kept_unit[1:], positions[:-1],
                                                            positions[1:], alpha, config.locality_scale)
-  plans = jax.vmap(transport_lib.transport_plan, in_axes=(0, 0, 0, None, None))(
+  solve = functools.partial(transport_lib.transport_plan, solver=config.sinkhorn_solver)
+  plans = jax.vmap(solve, in_axes=(0, 0, 0, None, None))(
       cost, mass[:-1], mass[1:], config.epsilon, config.sinkhorn_iters)
   budget = jnp.minimum(sizes.merges * jax.nn.softmax(-plans.difficulty / config.budget_tau), float(sizes.cap))
   merged, pruned, parent = jax.vmap(_soft_matching, in_axes=(0, 0, 0, None, None))(
