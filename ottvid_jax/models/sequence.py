@@ -12,7 +12,6 @@ Axes: B batch, S input length, S' LLM length, V video slots of all videos.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from typing import Sequence
 
 import numpy as np
@@ -63,25 +62,28 @@ def plan_sequence(is_video: np.ndarray, attention_mask: np.ndarray, slots: Seque
   video_number, offset = 0, 0
   for b in range(batch):
     text_row, video_row = [], []
-    positions = np.flatnonzero(mask[b])
-    for video, run in itertools.groupby(positions, key=lambda i: bool(is_video[b, i])):
-      run = list(run)
-      if not video:
-        text_row += [b * length + i for i in run]
-        video_row += [-1] * len(run)
+    positions = np.flatnonzero(mask[b])  # the real tokens; runs are taken over them, padding skipped
+    kinds = np.asarray(is_video[b])[positions]
+    bounds = np.concatenate([[0], np.flatnonzero(kinds[1:] != kinds[:-1]) + 1, [len(positions)]]) if len(
+        positions) else np.zeros(1, int)
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+      run = positions[start:stop]
+      if not kinds[start]:
+        text_row.append(b * length + run)
+        video_row.append(np.full(len(run), -1))
         continue
       if video_number >= len(slots):
         raise ValueError("more video placeholder runs than videos")
       if len(run) != tokens[video_number]:
         raise ValueError(f"video {video_number} has {len(run)} placeholder tokens, {tokens[video_number]} expected")
       n = slots[video_number]
-      text_row += [-1] * n
-      video_row += list(range(offset, offset + n))
-      run_start += [b * length + run[0]] * n
+      text_row.append(np.full(n, -1))
+      video_row.append(np.arange(offset, offset + n))
+      run_start.append(np.full(n, b * length + run[0]))
       offset += n
       video_number += 1
-    rows_text.append(text_row)
-    rows_video.append(video_row)
+    rows_text.append(np.concatenate(text_row) if text_row else np.zeros(0, np.int64))
+    rows_video.append(np.concatenate(video_row) if video_row else np.zeros(0, np.int64))
   if video_number != len(slots):
     raise ValueError(f"{len(slots)} videos given but {video_number} placeholder runs found")
   longest = max(len(r) for r in rows_text)
@@ -91,4 +93,5 @@ def plan_sequence(is_video: np.ndarray, attention_mask: np.ndarray, slots: Seque
     n = len(rows_text[b])
     text[b, longest - n:] = rows_text[b]
     video[b, longest - n:] = rows_video[b]
-  return SequencePlan(text, video, np.asarray(run_start, np.int32), tuple(int(s) for s in slots))
+  run_start = np.concatenate(run_start) if run_start else np.zeros(0)
+  return SequencePlan(text, video, run_start.astype(np.int32), tuple(int(s) for s in slots))

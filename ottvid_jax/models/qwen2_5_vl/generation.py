@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -69,8 +70,9 @@ def prepare_prefill(model: Qwen2_5_VL, batch: VideoBatch, compression: Optional[
   plan = plan_sequence(is_video, batch.attention_mask, model.video_slots(grid, compression), tokens)
   # Pixels travel in their own dtype and are cast on the device (a host-side bf16
   # cast of 16384 x 1176 floats costs tens of milliseconds).
-  args = (jnp.asarray(batch.input_ids, jnp.int32), jnp.asarray(positions), jnp.asarray(batch.pixel_values_videos),
-          jnp.asarray(plan.text), jnp.asarray(plan.video), jnp.asarray(plan.run_start), compression)
+  ids, positions, text, video, run_start = jax.device_put(
+      (np.asarray(batch.input_ids, np.int32), positions, plan.text, plan.video, plan.run_start))  # one transfer call
+  args = (ids, positions, jnp.asarray(batch.pixel_values_videos), text, video, run_start, compression)
   return args, grid, plan
 
 
