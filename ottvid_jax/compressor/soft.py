@@ -5,7 +5,8 @@
 1. selection: each of the K greedy steps picks a softmax over the coverage
    gains (normalised by the step's largest gain) instead of their argmax; the
    coverage is updated with the expected maximum; kept tokens are the
-   softmax-weighted features;
+   softmax-weighted features; tokens already (softly) picked are pushed out
+   of later steps by a mask that gradients do not flow through;
 2. leave-one-out mass: the "most similar kept token" is a softmax over kept
    tokens, the second best a softmax after the best is pushed down;
 3. cost and transport: unchanged, the plans differentiated through ott-jax's
@@ -89,7 +90,10 @@ def soft_select(similarity: jnp.ndarray, weights: jnp.ndarray, keep: int, temper
     cur, picked = state
     gain = jnp.sum(weights[:, None] * jax.nn.relu(similarity - cur[:, None]), axis=0)  # [N]
     gain = gain / (jnp.max(gain) + 1e-12)
-    p = jax.nn.softmax((gain - (2.0 + _BIG * temperature) * picked) / temperature)  # picked: out at any temperature
+    # Picked tokens are pushed out at any temperature; the push is a mask, not a path for gradients (its
+    # slope, 1e4 per unit of soft pick, compounds over the K steps into gradients of 1e16).
+    push = jax.lax.stop_gradient((2.0 + _BIG * temperature) * picked)
+    p = jax.nn.softmax((gain - push) / temperature)
     cur = jnp.einsum("j,ij->i", p, jnp.maximum(cur[:, None], similarity))  # expected coverage
     return (cur, jnp.minimum(picked + p, 1.0)), p
 
