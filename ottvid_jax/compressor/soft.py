@@ -9,8 +9,8 @@
    of later steps by a mask that gradients do not flow through;
 2. leave-one-out mass: the "most similar kept token" is a softmax over kept
    tokens, the second best a softmax after the best is pushed down;
-3. cost and transport: unchanged, the plans differentiated through ott-jax's
-   Sinkhorn updates;
+3. cost and transport: unchanged, the plans differentiated through the
+   Sinkhorn updates (``transport.transport_plan``);
 4. budgets: the continuous ``R * softmax(-W / tau_b)``, capped at K - 1 (the
    hard method's redistribution of capped budgets is not relaxed; the two
    agree whenever no cap binds);
