@@ -64,11 +64,10 @@ def plan_sequence(is_video: np.ndarray, attention_mask: np.ndarray, slots: Seque
     text_row, video_row = [], []
     positions = np.flatnonzero(mask[b])  # the real tokens; runs are taken over them, padding skipped
     kinds = np.asarray(is_video[b])[positions]
-    bounds = np.concatenate([[0], np.flatnonzero(kinds[1:] != kinds[:-1]) + 1, [len(positions)]]) if len(
-        positions) else np.zeros(1, int)
-    for start, stop in zip(bounds[:-1], bounds[1:]):
-      run = positions[start:stop]
-      if not kinds[start]:
+    for run in np.split(positions, np.flatnonzero(kinds[1:] != kinds[:-1]) + 1):
+      if not len(run):  # a row of padding only
+        continue
+      if not is_video[b, run[0]]:
         text_row.append(b * length + run)
         video_row.append(np.full(len(run), -1))
         continue
@@ -82,8 +81,8 @@ def plan_sequence(is_video: np.ndarray, attention_mask: np.ndarray, slots: Seque
       run_start.append(np.full(n, b * length + run[0]))
       offset += n
       video_number += 1
-    rows_text.append(np.concatenate(text_row) if text_row else np.zeros(0, np.int64))
-    rows_video.append(np.concatenate(video_row) if video_row else np.zeros(0, np.int64))
+    rows_text.append(np.concatenate(text_row or [np.zeros(0, int)]))
+    rows_video.append(np.concatenate(video_row or [np.zeros(0, int)]))
   if video_number != len(slots):
     raise ValueError(f"{len(slots)} videos given but {video_number} placeholder runs found")
   longest = max(len(r) for r in rows_text)
@@ -93,5 +92,5 @@ def plan_sequence(is_video: np.ndarray, attention_mask: np.ndarray, slots: Seque
     n = len(rows_text[b])
     text[b, longest - n:] = rows_text[b]
     video[b, longest - n:] = rows_video[b]
-  run_start = np.concatenate(run_start) if run_start else np.zeros(0)
-  return SequencePlan(text, video, run_start.astype(np.int32), tuple(int(s) for s in slots))
+  run_start = np.concatenate(run_start or [np.zeros(0, int)]).astype(np.int32)
+  return SequencePlan(text, video, run_start, tuple(int(s) for s in slots))
