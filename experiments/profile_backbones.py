@@ -3,7 +3,8 @@
     XLA_PYTHON_CLIENT_PREALLOCATE=false python experiments/profile_backbones.py --model qwen2_5_vl --out DIR
 
 The benchmark's setting (``bench_backbones.py``: random bf16 7B weights, its inputs) with each phase
-(vision tower, vision + OTT-Vid + assembly, LLM prefill, one decoding program of ``steps_per_call`` steps) jitted on its own, warmed up,
+(vision tower, vision + OTT-Vid + assembly, LLM prefill, time to first token, one decoding program of
+``steps_per_call`` steps) jitted on its own, warmed up,
 then traced for ``--calls`` calls. For each phase it prints the wall time a call, the GPU's busy time
 (the union of kernel intervals), the kernels launched, the temporary memory XLA reserves
 (``memory_analysis``), the allocator's peak so far, and the kernels that take the time, grouped by
@@ -111,7 +112,7 @@ def main() -> None:
   parser.add_argument("--out", help="a folder for the JSON summary")
   parser.add_argument("--traces", default="", help="phases whose Perfetto traces are kept in --out, e.g. decode,vision")
   parser.add_argument("--small", action="store_true")
-  parser.add_argument("--phases", default="vision,saliency,input,prefill,decode")
+  parser.add_argument("--phases", default="vision,saliency,input,prefill,ttft,decode")
   args = parser.parse_args()
   import jax
   import jax.numpy as jnp
@@ -162,6 +163,13 @@ def main() -> None:
                           lambda: generator.prefill(embeds, positions, mask, slots, True)[0], args.calls,
                           keep("prefill"), memory))
       rows[-1]["temp_gib"] = temp_gib(generator._prefill, generator.leaves, embeds, positions, mask, slots=slots, dense=True)  # pylint: disable=protected-access
+    if "ttft" in phases:
+      def first_token():
+        (e, pos, m), _ = gen.llm_input(model, batch, compression)
+        return jnp.argmax(generator.prefill(e, pos, m, slots, True)[0], -1)
+
+      rows.append(profile(f"ttft r={r}: host preparation to the first token ({plan.length} LLM tokens)", first_token,
+                          args.calls, keep("ttft"), memory))
     if "decode" in phases and r == 1.0:
       logits, cache, kv_mask, delta = generator.prefill(embeds, positions, mask, slots, True)
       carry = {"token": jnp.argmax(logits, -1).astype(jnp.int32), "cache": cache,

@@ -164,6 +164,23 @@ def test_budgets_match_reference_loop(seed):
   assert got.sum() == min(total, pairs * cap)
 
 
+def test_budget_loop_has_a_static_trip_count():
+  """No data-dependent ``while``: on a GPU its condition would travel to the host on every trip."""
+  jaxpr = jax.make_jaxpr(lambda w: ov.allocate_budgets(w, 40, 9, 0.3))(jnp.arange(12.0))
+  assert "while" not in str(jaxpr)
+
+
+@pytest.mark.parametrize("n", [1, 7, 256, 300])
+def test_rank_descending_counts_like_a_stable_sort(n):
+  from ottvid_jax.compressor.allocation import rank_descending
+
+  values = np.random.default_rng(n).integers(0, 5, size=n).astype(np.float32)  # many ties
+  values[:: 3] = -np.inf
+  expected = np.empty(n, np.int64)
+  expected[np.argsort(-values, kind="stable")] = np.arange(n)
+  np.testing.assert_array_equal(rank_descending(jnp.asarray(values)), expected)
+
+
 # ------------------------------------------------------------------ matching
 
 

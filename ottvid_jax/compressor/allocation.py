@@ -14,8 +14,11 @@ the pairs that still have room, with the same softmax restricted to them:
         remaining = sum(want - applied); freeze the pairs at their cap
 
 Each pass that leaves something over freezes at least one pair, so the loop
-makes at most P + 1 passes; it is a ``lax.while_loop`` with a data-dependent
-but bounded trip count, and typically ends after one pass.
+makes at most P + 1 passes (typically one). It runs as a loop of exactly P + 1
+trips whose later trips leave the state unchanged: a ``lax.while_loop`` with a
+data-dependent condition would make the GPU runtime copy the condition to the
+host on every trip, stalling the host until the GPU reaches the loop (measured
+on an H200: the next program, the LLM prefill, was queued 1.5 ms late).
 """
 
 from __future__ import annotations
@@ -25,11 +28,23 @@ import jax.numpy as jnp
 
 __all__ = ["allocate_budgets", "rank_descending"]
 
+_COUNT_MAX = 256  # rank_descending counts up to this many entries and sorts beyond
+
 
 def rank_descending(values: jnp.ndarray) -> jnp.ndarray:
-  """Rank of each entry in a stable descending order (ties: lower index first)."""
+  """Rank of each entry ``[P]`` in a stable descending order (ties: lower index first).
+
+  Up to :data:`_COUNT_MAX` entries by counting, ``rank_i = #{j : v_j > v_i or
+  (v_j == v_i and j < i)}`` (one fused ``[P, P]`` comparison, no sort kernel:
+  the budget loop ranks tens of pairs on every trip); beyond, by a stable sort.
+  """
+  n = values.shape[0]
+  if n <= _COUNT_MAX:
+    index = jnp.arange(n)
+    ahead = (values[None, :] > values[:, None]) | ((values[None, :] == values[:, None]) & (index[None, :] < index[:, None]))
+    return jnp.sum(ahead, axis=1, dtype=jnp.int32)
   order = jnp.argsort(-values, stable=True)
-  return jnp.zeros_like(order).at[order].set(jnp.arange(values.shape[0], dtype=order.dtype))
+  return jnp.zeros_like(order).at[order].set(jnp.arange(n, dtype=order.dtype))
 
 
 def allocate_budgets(difficulty: jnp.ndarray, total: int, cap: int, tau: jnp.ndarray) -> jnp.ndarray:
@@ -54,11 +69,11 @@ def allocate_budgets(difficulty: jnp.ndarray, total: int, cap: int, tau: jnp.nda
   difficulty = difficulty.astype(jnp.float32)
   caps = jnp.full((pairs,), cap, jnp.int32)
 
-  def cond(state):
+  def running(state):
     _, active, remaining, progressed = state
     return (remaining > 0) & jnp.any(active) & progressed
 
-  def body(state):
+  def one_pass(state):
     budgets, active, remaining, _ = state
     omega = jax.nn.softmax(jnp.where(active, -difficulty / tau, -jnp.inf))  # [P], 0 off the active set
     share = omega * remaining.astype(jnp.float32)
@@ -72,5 +87,9 @@ def allocate_budgets(difficulty: jnp.ndarray, total: int, cap: int, tau: jnp.nda
     return budgets, active & (budgets < caps), remaining, jnp.sum(applied) > 0
 
   init = (jnp.zeros(pairs, jnp.int32), caps > 0, jnp.asarray(total, jnp.int32), jnp.asarray(True))
-  budgets, *_ = jax.lax.while_loop(cond, body, init)
+
+  def trip(_, state):
+    return jax.tree.map(lambda new, old: jnp.where(running(state), new, old), one_pass(state), state)
+
+  budgets, *_ = jax.lax.fori_loop(0, pairs + 1, trip, init)  # static trip count: no host round trip
   return budgets
