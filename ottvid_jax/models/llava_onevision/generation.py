@@ -7,6 +7,7 @@ import json
 import os
 from typing import Optional, Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -54,22 +55,29 @@ def preprocess_frames(frames: np.ndarray, size: int = 384, mean=(0.5, 0.5, 0.5),
   return (x - np.asarray(mean, np.float32)[:, None, None]) / np.asarray(std, np.float32)[:, None, None]
 
 
-def _build(model: LlavaOnevision, input_ids, pixels, text_source, video_source, compression, frames):
-  pixels = pixels.astype(model.language_model.embed_tokens.embedding.dtype)
-  return model.prefill_inputs(input_ids, pixels, frames, text_source, video_source, compression)
+def _tower(model: LlavaOnevision, pixels, saliency: bool):
+  return model.video_features(pixels.astype(model.language_model.embed_tokens.embedding.dtype), saliency=saliency)
+
+
+def _assemble(model: LlavaOnevision, tokens, saliency, input_ids, text_source, video_source, compression, frames):
+  return model.assemble_inputs(input_ids, tokens, saliency, frames, text_source, video_source, compression)
 
 
 def llm_input(model: LlavaOnevision, batch: LlavaBatch, compression: Optional[peers.Compression] = None):
-  """What the LLM's prefill sees: ``((embeds, positions, mask), plan)``."""
+  """What the LLM's prefill sees: ``((embeds, positions, mask), plan)``.
+
+  The vision side is queued first (it needs only the pixels), so the GPU runs
+  it while the host plans the sequence; then OTT-Vid and the assembly.
+  """
+  generator = generator_for(model)
+  tokens, saliency = generator.builder(_tower, ("saliency",))(jnp.asarray(batch.pixel_values_videos),
+                                                              saliency=compression is not None)
   frames = tuple(int(t) for t in batch.frames)
   ids = np.asarray(batch.input_ids)
-  tokens = [model.config.video_tokens(t) for t in frames]
   plan = plan_sequence(ids == model.config.video_token_id, batch.attention_mask,
-                       model.video_slots(frames, compression), tokens)
-  build = generator_for(model).builder(_build, ("frames",))
-  args = (jnp.asarray(ids, jnp.int32), jnp.asarray(batch.pixel_values_videos), jnp.asarray(plan.text),
-          jnp.asarray(plan.video), compression)
-  return build(*args, frames=frames), plan
+                       model.video_slots(frames, compression), [model.config.video_tokens(t) for t in frames])
+  args = jax.device_put((ids.astype(np.int32), plan.text, plan.video))  # one transfer call
+  return generator.builder(_assemble, ("frames",))(tokens, saliency, *args, compression, frames=frames), plan
 
 
 def generate(

@@ -208,8 +208,14 @@ class LlavaOnevision(DecoderLM):
       text_source, video_source: a :class:`SequencePlan`'s arrays.
       compression: OTT-Vid's config or a peer's (:class:`peers.PeerConfig`), or None.
     """
-    b, s = input_ids.shape
     tokens, saliency = self.video_features(pixel_values_videos, saliency=compression is not None)
+    return self.assemble_inputs(input_ids, tokens, saliency, frames, text_source, video_source, compression)
+
+  def assemble_inputs(self, input_ids, tokens, saliency, frames: tuple[int, ...], text_source, video_source,
+                      compression=None):
+    """:meth:`prefill_inputs` after the vision side: ``tokens [F, N, D]`` and ``saliency [F, N]`` (None
+    without ``compression``) are :meth:`video_features` of every frame."""
+    b, s = input_ids.shape
     seqs, valids, offset = [], [], 0
     for t in frames:
       sal = None if saliency is None else saliency[offset:offset + t]

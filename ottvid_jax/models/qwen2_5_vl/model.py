@@ -231,9 +231,26 @@ class Qwen2_5_VL(DecoderLM):
     Survivors keep the (t, h, w) ids of their anchor token, text keeps its
     uncompressed ids, padding slots are masked out.
     """
+    video, saliency = self.visual(pixel_values_videos, video_grid_thw, saliency=compression is not None)
+    return self.assemble_inputs(input_ids, position_ids, video, saliency, video_grid_thw, text_source, video_source,
+                                run_start, compression)
+
+  def assemble_inputs(
+      self,
+      input_ids: jax.Array,
+      position_ids: jax.Array,
+      video: jax.Array,
+      saliency: Optional[jax.Array],
+      video_grid_thw: GridTHW,
+      text_source: jax.Array,
+      video_source: jax.Array,
+      run_start: jax.Array,
+      compression: Optional[peers.Compression] = None,
+  ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """:meth:`prefill_inputs` after the vision tower: ``video [U, D]`` and ``saliency [U]``
+    (None without ``compression``) are the tower's outputs for every video."""
     b, s = input_ids.shape
     merge = self.config.vision.spatial_merge_size
-    video, saliency = self.visual(pixel_values_videos, video_grid_thw, saliency=compression is not None)
     tokens, index, valid, offset = [], [], [], 0
     for t, h, w in video_grid_thw:
       gh, gw = h // merge, w // merge
