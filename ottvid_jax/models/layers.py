@@ -7,8 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-__all__ = ["MLP", "PAD_MULTIPLE", "RMSNorm", "apply_rotary", "attention", "linear", "padded", "received_attention",
-           "rotate_half"]
+__all__ = ["MLP", "PAD_MULTIPLE", "RMSNorm", "apply_rotary", "attention", "linear", "padded", "rotate_half"]
 
 PAD_MULTIPLE = 128  # widths that a model pads with zero units are rounded up to this
 
@@ -122,22 +121,3 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array | None, 
   return jax.nn.dot_product_attention(q, k, v, mask=mask, scale=scale, is_causal=is_causal,
                                       query_seq_lengths=lengths, key_value_seq_lengths=lengths,
                                       implementation=impl)
-
-
-def received_attention(q: jax.Array, k: jax.Array, scale: float, valid: jax.Array | None = None) -> jax.Array:
-  """Softmax attention each key of one segment receives, averaged over heads and (real) queries.
-
-  Args:
-    q, k: ``[L, E, H]`` queries and keys.
-    scale: the logit scale.
-    valid: ``bool[L]`` real tokens (padding neither attends nor is attended to), or None.
-
-  Returns:
-    ``[L]`` in float32 (OTT-Vid's saliency of the last vision block).
-  """
-  logits = jnp.einsum("qeh,keh->eqk", q, k, preferred_element_type=jnp.float32) * scale  # [E, L, L]
-  if valid is None:
-    valid = jnp.ones(q.shape[0], bool)
-  probs = jax.nn.softmax(jnp.where(valid[None, None, :], logits, -jnp.inf), axis=-1)
-  weights = valid.astype(jnp.float32) / jnp.sum(valid)  # mean over the real queries
-  return jnp.einsum("eqk,q->k", probs, weights) / probs.shape[0]

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from ottvid_jax.models import layers
+from ottvid_jax.models.received_attention import received_attention
 
 __all__ = ["SiglipConfig", "SiglipTower"]
 
@@ -41,15 +42,6 @@ class SiglipConfig:
     return self.hidden_size // self.num_attention_heads
 
 
-def _received_attention(q: jax.Array, k: jax.Array, scale: float, frames_at_once: int = 4) -> jax.Array:
-  """:func:`layers.received_attention` of each frame: ``[F, P]``, from ``q, k [F, P, E, H]``.
-
-  The ``[E, P, P]`` probabilities exist for ``frames_at_once`` frames at a time
-  (all 64 frames of LLaVA-Video at once would be 2.2 GB of float32).
-  """
-  return jax.lax.map(lambda qk: layers.received_attention(*qk, scale), (q, k), batch_size=frames_at_once)
-
-
 class SiglipAttention(nnx.Module):
 
   def __init__(self, config: SiglipConfig, *, dtype, param_dtype, rngs):
@@ -64,10 +56,10 @@ class SiglipAttention(nnx.Module):
     split = lambda y: y.reshape(f, p, self.heads, self.head_dim)  # noqa: E731  [F, P, E, H]
     return split(self.q_proj(x)), split(self.k_proj(x)), split(self.v_proj(x))
 
-  def __call__(self, x):
-    q, k, v = self.qkv(x)
+  def attend(self, q, k, v):
+    """Attention of ``q, k, v [F, P, E, H]`` within each frame, projected: ``[F, P, D]``."""
     out = layers.attention(q, k, v, None, self.head_dim ** -0.5)
-    return self.out_proj(out.reshape(x.shape))
+    return self.out_proj(out.reshape(out.shape[:2] + (-1,)))
 
 
 class SiglipLayer(nnx.Module):
@@ -81,10 +73,14 @@ class SiglipLayer(nnx.Module):
     self.mlp = nnx.Dict(fc1=layers.linear(d, config.intermediate_size, bias=True, **kw),
                         fc2=layers.linear(config.intermediate_size, d, bias=True, **kw))
 
-  def __call__(self, x):
-    x = x + self.self_attn(self.layer_norm1(x))
+  def __call__(self, x, *, saliency: bool = False):
+    """``(x [F, P, D], received [F, P] or None)``; ``saliency``: also return the attention each patch
+    receives, averaged over heads and queries (from this layer's own queries and keys)."""
+    q, k, v = self.self_attn.qkv(self.layer_norm1(x))
+    received = received_attention(q, k, self.self_attn.head_dim ** -0.5) if saliency else None
+    x = x + self.self_attn.attend(q, k, v)
     h = jax.nn.gelu(self.mlp["fc1"](self.layer_norm2(x)), approximate=True)  # gelu_pytorch_tanh
-    return x + self.mlp["fc2"](h)
+    return x + self.mlp["fc2"](h), received
 
 
 class SiglipTower(nnx.Module):
@@ -115,10 +111,7 @@ class SiglipTower(nnx.Module):
     """
     x = self.embeddings["patch_embedding"](self.patches(pixels).astype(self.embeddings["patch_embedding"].kernel.dtype))
     x = x + self.embeddings["position_embedding"].embedding[...][None].astype(x.dtype)
-    received = None
+    last = len(self.encoder["layers"]) - 1
     for i, layer in enumerate(self.encoder["layers"]):
-      if saliency and i == len(self.encoder["layers"]) - 1:
-        q, k, _ = layer.self_attn.qkv(layer.layer_norm1(x))
-        received = _received_attention(q, k, layer.self_attn.head_dim ** -0.5)
-      x = layer(x)
+      x, received = layer(x, saliency=saliency and i == last)
     return x, received

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +24,7 @@ import numpy as np
 from flax import nnx
 
 from ottvid_jax.models import layers
+from ottvid_jax.models.received_attention import received_attention
 
 __all__ = ["VisionConfig", "VisionLayout", "VisionTower", "vision_layout"]
 
@@ -152,18 +154,26 @@ class VisionAttention(nnx.Module):
     q, k, v = q[:, 0], k[:, 0], v[:, 0]
     return layers.apply_rotary(q, cos, sin), layers.apply_rotary(k, cos, sin), v
 
-  def __call__(self, x, cos, sin, segments: Segments):
-    q, k, v = self.qk_v(x, cos, sin)  # [P, E, H]
-    groups, size = segments.gather.shape
-    if segments.valid.all():  # equal, contiguous segments: a reshape, no gather
-      q, k, v = (a.reshape(groups, size, self.heads, self.head_dim) for a in (q, k, v))  # [G, L, E, H]
-      out = layers.attention(q, k, v, None, self.head_dim ** -0.5).reshape(-1, self.heads * self.head_dim)
-    else:  # right-padded segments: lengths, not a dense mask (cuDNN flash attention on GPUs)
-      gather = jnp.asarray(segments.gather)  # [G, L]
-      lengths = jnp.asarray(segments.valid.sum(axis=1), jnp.int32)  # [G]
-      out = layers.attention(q[gather], k[gather], v[gather], None, self.head_dim ** -0.5, lengths=lengths)
-      out = out.reshape(-1, self.heads * self.head_dim)[jnp.asarray(segments.scatter)]  # [P, D]
-    return self.proj(out)
+  def attend(self, q, k, v, segments: Segments):
+    """Attention inside ``segments`` of ``q, k, v [P, E, H]``, projected: ``[P, D]``. Right-padded segments
+    pass their lengths, not a dense mask (cuDNN flash attention on GPUs)."""
+    lengths = None if segments.valid.all() else jnp.asarray(segments.valid.sum(axis=1), jnp.int32)
+    out = layers.attention(*(_segmented(a, segments) for a in (q, k, v)), None, self.head_dim ** -0.5,
+                           lengths=lengths)  # [G, L, E, H]
+    return self.proj(_unsegmented(out.reshape(out.shape[:2] + (-1,)), segments))
+
+
+def _segmented(x: jax.Array, segments: Segments) -> jax.Array:
+  """``[P, ...]`` to ``[G, L, ...]`` (a reshape when the segments are equal and contiguous, else a gather)."""
+  if segments.valid.all():
+    return x.reshape(segments.gather.shape + x.shape[1:])
+  return x[jnp.asarray(segments.gather)]
+
+
+def _unsegmented(x: jax.Array, segments: Segments) -> jax.Array:
+  """``[G, L, ...]`` back to ``[P, ...]`` (the inverse of :func:`_segmented`, padding dropped)."""
+  x = x.reshape((-1,) + x.shape[2:])
+  return x if segments.valid.all() else x[jnp.asarray(segments.scatter)]
 
 
 class VisionBlock(nnx.Module):
@@ -175,9 +185,17 @@ class VisionBlock(nnx.Module):
     self.mlp = layers.MLP(config.hidden_size, config.intermediate_size, bias=True, dtype=dtype,
                           param_dtype=param_dtype, rngs=rngs, pad=True)  # 3420 -> 3456 in the 7B
 
-  def __call__(self, x, cos, sin, segments):
-    x = x + self.attn(self.norm1(x), cos, sin, segments)
-    return x + self.mlp(self.norm2(x))
+  def __call__(self, x, cos, sin, segments: Segments, received: Optional[Segments] = None):
+    """``(x [P, D], saliency [P] or None)``; ``received``: also return the attention each patch receives
+    inside these segments, averaged over heads and queries (from this block's own queries and keys)."""
+    q, k, v = self.attn.qk_v(self.norm1(x), cos, sin)  # [P, E, H]
+    saliency = None
+    if received is not None:
+      saliency = received_attention(_segmented(q, received), _segmented(k, received), self.attn.head_dim ** -0.5,
+                                    jnp.asarray(received.valid.sum(axis=1), jnp.int32))  # [G, L]
+      saliency = _unsegmented(saliency, received)  # [P]
+    x = x + self.attn.attend(q, k, v, segments)
+    return x + self.mlp(self.norm2(x)), saliency
 
 
 class PatchEmbed(nnx.Module):
@@ -245,28 +263,11 @@ class VisionTower(nnx.Module):
     x = self.patch_embed(pixels)[order]  # [P, D] window order
     cos, sin = self.rotary(layout.positions)
     cos, sin = cos[order], sin[order]
-    last = None
     for i, block in enumerate(self.blocks):
       segments = layout.grids if i in cfg.fullatt_block_indexes else layout.windows
-      if saliency and i == len(self.blocks) - 1:
-        last = self._received_attention(block, x, cos, sin, layout.grids)
-      x = block(x, cos, sin, segments)
+      x, received = block(x, cos, sin, segments, layout.grids if saliency and i == len(self.blocks) - 1 else None)
     restore = jnp.asarray(np.argsort(layout.window_index))
     tokens = self.merger(x)[restore]  # [U, out]
-    if last is not None:
-      last = last.reshape(-1, unit).mean(axis=-1)[restore]  # [U]
-    return tokens, last
-
-  def _received_attention(self, block: VisionBlock, x, cos, sin, grids: Segments) -> jax.Array:
-    """``[P]`` mean attention each patch receives in ``block``, per temporal grid."""
-    q, k, _ = block.attn.qk_v(block.norm1(x), cos, sin)  # [P, E, H]
-    gather = jnp.asarray(grids.gather)  # [G, L]
-    valid = jnp.asarray(grids.valid)  # [G, L]
-    scale = block.attn.head_dim ** -0.5
-
-    def one_grid(args):
-      idx, ok = args
-      return layers.received_attention(q[idx], k[idx], scale, ok)  # [L]
-
-    received = jax.lax.map(one_grid, (gather, valid))  # [G, L], one grid at a time (bounded memory)
-    return received.reshape(-1)[jnp.asarray(grids.scatter)]
+    if received is not None:  # the last block's
+      received = received.reshape(-1, unit).mean(axis=-1)[restore]  # [U]
+    return tokens, received

@@ -1,0 +1,155 @@
+"""OTT-Vid's saliency: the softmax attention each token of a segment receives, averaged over heads and queries.
+
+Two implementations of one function, :func:`received_attention`:
+
+- ``"xla"`` (any backend): one segment at a time (``lax.map``), the ``[E, L, L]``
+  float32 probabilities written out, normalised and summed over queries.
+- ``"pallas"`` (GPUs, half precision): two flash-style Pallas (Triton) passes
+  that never write a probability. Pass 1, one program per (segment, head,
+  query block): each query's log-sum-exp over the real keys. Pass 2, one
+  program per (segment, head, key block): ``sum_i exp(s_ij - lse_i)`` over the
+  real queries, divided by their number. Logits ``s`` are float32 products of
+  the half-precision queries and keys in both, as in the XLA path. On an H200
+  the XLA path took 1.6 ms for Qwen2.5-VL-7B's 16 temporal grids of 1024
+  patches, about a tenth of the r = 0.10 prefill.
+- ``"interpret"``: the Pallas passes in Pallas' interpreter (how CPU tests
+  check them); ``"auto"``: ``"pallas"`` for half precision on a GPU, else
+  ``"xla"``.
+
+Axes: G segments, L their (common, padded) length with the first
+``lengths[g]`` real, E heads, H head dim; in the kernels L and H are padded to
+``L'`` (a multiple of :data:`BLOCK`) and ``H'`` (a power of two).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as plt
+
+__all__ = ["BLOCK", "IMPLEMENTATIONS", "received_attention", "segment_received_attention"]
+
+BLOCK = 64  # queries or keys a program step handles
+IMPLEMENTATIONS = ("auto", "xla", "pallas", "interpret")
+_FAR = -1e30  # a finite "minus infinity" for running maxima (exp(_FAR - m) is 0, never NaN)
+
+
+def _logits(q: jax.Array, k: jax.Array, scale: float) -> jax.Array:
+  """``[Bq, H'] x [Bk, H'] -> [Bq, Bk]`` float32 logits inside a kernel (true float32 for float32 inputs)."""
+  return jax.lax.dot_general(q, k, (((1,), (1,)), ((), ())), precision=jax.lax.Precision.HIGHEST,
+                             preferred_element_type=jnp.float32) * scale
+
+
+def segment_received_attention(q: jax.Array, k: jax.Array, scale: float, length: Optional[jax.Array] = None
+                               ) -> jax.Array:
+  """The XLA form for one segment: ``q, k [L, E, H]``, the first ``length`` tokens real; returns ``[L]`` float32
+  (0 at padding)."""
+  n = q.shape[0]
+  valid = jnp.arange(n) < (n if length is None else length)
+  logits = jnp.einsum("qeh,keh->eqk", q, k, preferred_element_type=jnp.float32) * scale  # [E, L, L]
+  probs = jax.nn.softmax(jnp.where(valid[None, None, :], logits, -jnp.inf), axis=-1)
+  weights = valid.astype(jnp.float32) / jnp.sum(valid)  # mean over the real queries
+  return jnp.einsum("eqk,q->k", probs, weights) / probs.shape[0]
+
+
+def received_attention(q: jax.Array, k: jax.Array, scale: float, lengths: Optional[jax.Array] = None, *,
+                       implementation: str = "auto", segments_at_once: int = 4) -> jax.Array:
+  """Softmax attention each key receives inside its segment, averaged over heads and real queries.
+
+  Args:
+    q, k: ``[G, L, E, H]`` queries and keys (rotary already applied).
+    scale: the logit scale, usually ``H ** -0.5``.
+    lengths: ``int32[G]``: the first ``lengths[g]`` tokens of segment g are
+      real (padding neither attends nor is attended to), or None (all real).
+    implementation: one of :data:`IMPLEMENTATIONS` (module docstring).
+    segments_at_once: the XLA path's ``lax.map`` batch (its ``[E, L, L]``
+      float32 probabilities exist for this many segments at a time).
+
+  Returns:
+    ``[G, L]`` float32, summing to one over each segment's real tokens, 0 at
+    padding.
+  """
+  if implementation not in IMPLEMENTATIONS:
+    raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
+  if q.ndim != 4 or k.shape != q.shape:
+    raise ValueError(f"q and k must both be [G, L, E, H], got {q.shape} and {k.shape}")
+  g, n = q.shape[:2]
+  if lengths is not None and jnp.shape(lengths) != (g,):
+    raise ValueError(f"lengths must be [G] = [{g}], got {jnp.shape(lengths)}")
+  if implementation == "auto":
+    half = q.dtype in (jnp.bfloat16, jnp.float16)
+    implementation = "pallas" if half and jax.default_backend() == "gpu" else "xla"
+  if implementation == "xla":
+    lengths = jnp.full((g,), n, jnp.int32) if lengths is None else lengths
+    return jax.lax.map(lambda args: segment_received_attention(*args[:2], scale, args[2]), (q, k, lengths),
+                       batch_size=segments_at_once)
+  return _received_pallas(q, k, scale, lengths, interpret=implementation == "interpret")
+
+
+def _lse_kernel(lengths_ref, q_ref, k_ref, lse_ref, *, scale: float):
+  """Pass 1, one (segment, head, query block): ``lse [BLOCK]`` of the queries' logits over the real keys."""
+  n = lengths_ref[pl.program_id(0)]
+  q = q_ref[...]  # [B, H']
+  cols = jax.lax.broadcasted_iota(jnp.int32, (BLOCK, BLOCK), 1)
+
+  def step(j, carry):
+    top, total = carry
+    k = k_ref[pl.ds(j * BLOCK, BLOCK), :]  # [B, H']
+    s = _logits(q, k, scale)  # [Bq, Bk]
+    s = jnp.where(j * BLOCK + cols < n, s, _FAR)
+    new_top = jnp.maximum(top, jnp.max(s, axis=1))
+    total = total * jnp.exp(top - new_top) + jnp.sum(jnp.exp(s - new_top[:, None]), axis=1)
+    return new_top, total
+
+  init = (jnp.full((BLOCK,), _FAR, jnp.float32), jnp.zeros((BLOCK,), jnp.float32))
+  top, total = jax.lax.fori_loop(0, pl.cdiv(n, BLOCK), step, init)
+  lse_ref[...] = top + jnp.log(jnp.maximum(total, 1e-30))
+
+
+def _received_kernel(lengths_ref, q_ref, k_ref, lse_ref, out_ref, *, scale: float):
+  """Pass 2, one (segment, head, key block): ``sum_i exp(s_ij - lse_i) / n`` over the real queries i."""
+  n = lengths_ref[pl.program_id(0)]
+  k = k_ref[...]  # [B, H']
+  rows = jax.lax.broadcasted_iota(jnp.int32, (BLOCK, BLOCK), 0)
+
+  def step(i, total):
+    q = q_ref[pl.ds(i * BLOCK, BLOCK), :]  # [B, H']
+    lse = lse_ref[pl.ds(i * BLOCK, BLOCK)]  # [B]
+    p = jnp.exp(_logits(q, k, scale) - lse[:, None])  # [Bq, Bk]
+    return total + jnp.sum(jnp.where(i * BLOCK + rows < n, p, 0.0), axis=0)
+
+  total = jax.lax.fori_loop(0, pl.cdiv(n, BLOCK), step, jnp.zeros((BLOCK,), jnp.float32))
+  keys = pl.program_id(2) * BLOCK + jax.lax.broadcasted_iota(jnp.int32, (BLOCK,), 0)
+  out_ref[...] = jnp.where(keys < n, total / n.astype(jnp.float32), 0.0)
+
+
+def _received_pallas(q: jax.Array, k: jax.Array, scale: float, lengths: Optional[jax.Array], *,
+                     interpret: bool) -> jax.Array:
+  g, n, e, h = q.shape
+  n_pad = -(-n // BLOCK) * BLOCK
+  h_pad = max(16, 1 << (h - 1).bit_length())  # zero dims add nothing to a dot product
+  lay = lambda x: jnp.pad(x.transpose(0, 2, 1, 3), ((0, 0), (0, 0), (0, n_pad - n), (0, h_pad - h)))  # noqa: E731
+  q, k = lay(q), lay(k)  # [G, E, L', H']
+  lengths = jnp.full((g,), n, jnp.int32) if lengths is None else jnp.asarray(lengths, jnp.int32)
+  blocks = n_pad // BLOCK
+  whole = pl.BlockSpec((None, None, n_pad, h_pad), lambda s, e_, b: (s, e_, 0, 0))
+  block = pl.BlockSpec((None, None, BLOCK, h_pad), lambda s, e_, b: (s, e_, b, 0))
+  rows = pl.BlockSpec((None, None, BLOCK), lambda s, e_, b: (s, e_, b))
+  row_stats = pl.BlockSpec((None, None, n_pad), lambda s, e_, b: (s, e_, 0))
+  lengths_spec = pl.BlockSpec((g,), lambda s, e_, b: (0,))
+  params = plt.CompilerParams(num_warps=4, num_stages=2)
+  lse = pl.pallas_call(
+      functools.partial(_lse_kernel, scale=scale), grid=(g, e, blocks),
+      in_specs=[lengths_spec, block, whole], out_specs=rows,
+      out_shape=jax.ShapeDtypeStruct((g, e, n_pad), jnp.float32), compiler_params=params, interpret=interpret,
+  )(lengths, q, k)
+  received = pl.pallas_call(
+      functools.partial(_received_kernel, scale=scale), grid=(g, e, blocks),
+      in_specs=[lengths_spec, whole, block, row_stats], out_specs=rows,
+      out_shape=jax.ShapeDtypeStruct((g, e, n_pad), jnp.float32), compiler_params=params, interpret=interpret,
+  )(lengths, q, k, lse)  # [G, E, L']
+  return jnp.mean(received, axis=1)[:, :n]
