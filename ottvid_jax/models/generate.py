@@ -178,6 +178,7 @@ class Generator:
                           static_argnames=("steps", "mrope", "temperature", "top_p"), donate_argnums=(1,))
     self._sample = jax.jit(sample, static_argnums=(2, 3))
     self._builders: dict = {}
+    self._model = weakref.ref(model)  # for builders over one part (the generator is kept per model, weakly)
 
   def _resolve_kernel(self, choice: str, model: nnx.Module) -> str:
     if choice not in ("auto", "pallas", "xla", "interpret"):
@@ -197,17 +198,27 @@ class Generator:
                        "'interpret' runs the kernel in Pallas' interpreter)")
     return choice
 
-  def builder(self, fn: Callable, static_argnames: Sequence[str] = ()) -> Callable:
+  def builder(self, fn: Callable, static_argnames: Sequence[str] = (), part: Optional[str] = None) -> Callable:
     """``fn(model, *args, **static)`` jitted as a function of ``(*args, **static)``.
 
     Compiled once per shape and static value; the model's parameters are
-    passed in, not baked into the program.
+    passed in, not baked into the program. ``part``: the name of a sub-module
+    (``"visual"``); ``fn`` then gets that module and only its parameters are
+    passed, which shortens the host's dispatch of the call (about 0.5 us a
+    parameter array: 0.5 ms for all of Qwen2.5-VL-7B's 1100).
     """
-    if fn not in self._builders:
-      pure = lambda leaves, *args, **kw: fn(self.merge(leaves), *args, **kw)  # noqa: E731
-      self._builders[fn] = jax.jit(pure, static_argnames=tuple(static_argnames))
-    jitted = self._builders[fn]
-    return lambda *args, **kw: jitted(self.leaves, *args, **kw)
+    key = (fn, part)
+    if key not in self._builders:
+      if part is None:
+        merge, leaves = self.merge, self.leaves
+      else:
+        graphdef, state = nnx.split(getattr(self._model(), part))
+        leaves, treedef = jax.tree.flatten(state)
+        merge = functools.partial(_merge, graphdef, treedef)
+      pure = lambda leaves, *args, **kw: fn(merge(leaves), *args, **kw)  # noqa: E731
+      self._builders[key] = (jax.jit(pure, static_argnames=tuple(static_argnames)), leaves)
+    jitted, leaves = self._builders[key]
+    return lambda *args, **kw: jitted(leaves, *args, **kw)
 
   def prefill(self, embeds, positions, mask, slots: int, dense: bool = False):
     """``(last logits [B, V], cache, kv mask [B, C], delta [B])``.

@@ -90,66 +90,66 @@ def received_attention(q: jax.Array, k: jax.Array, scale: float, lengths: Option
   return _received_pallas(q, k, scale, lengths, interpret=implementation == "interpret")
 
 
-def _lse_kernel(lengths_ref, q_ref, k_ref, lse_ref, *, scale: float):
-  """Pass 1, one (segment, head, query block): ``lse [BLOCK]`` of the queries' logits over the real keys."""
+def _lse_kernel(lengths_ref, q_ref, k_ref, lse_ref, *, scale: float, block: int):
+  """Pass 1, one (segment, head, query block): ``lse [block]`` of the queries' logits over the real keys."""
   n = lengths_ref[pl.program_id(0)]
   q = q_ref[...]  # [B, H']
-  cols = jax.lax.broadcasted_iota(jnp.int32, (BLOCK, BLOCK), 1)
+  cols = jax.lax.broadcasted_iota(jnp.int32, (block, block), 1)
 
   def step(j, carry):
     top, total = carry
-    k = k_ref[pl.ds(j * BLOCK, BLOCK), :]  # [B, H']
+    k = k_ref[pl.ds(j * block, block), :]  # [B, H']
     s = _logits(q, k, scale)  # [Bq, Bk]
-    s = jnp.where(j * BLOCK + cols < n, s, _FAR)
+    s = jnp.where(j * block + cols < n, s, _FAR)
     new_top = jnp.maximum(top, jnp.max(s, axis=1))
     total = total * jnp.exp(top - new_top) + jnp.sum(jnp.exp(s - new_top[:, None]), axis=1)
     return new_top, total
 
-  init = (jnp.full((BLOCK,), _FAR, jnp.float32), jnp.zeros((BLOCK,), jnp.float32))
-  top, total = jax.lax.fori_loop(0, pl.cdiv(n, BLOCK), step, init)
+  init = (jnp.full((block,), _FAR, jnp.float32), jnp.zeros((block,), jnp.float32))
+  top, total = jax.lax.fori_loop(0, pl.cdiv(n, block), step, init)
   lse_ref[...] = top + jnp.log(jnp.maximum(total, 1e-30))
 
 
-def _received_kernel(lengths_ref, q_ref, k_ref, lse_ref, out_ref, *, scale: float):
+def _received_kernel(lengths_ref, q_ref, k_ref, lse_ref, out_ref, *, scale: float, block: int):
   """Pass 2, one (segment, head, key block): ``sum_i exp(s_ij - lse_i) / n`` over the real queries i."""
   n = lengths_ref[pl.program_id(0)]
   k = k_ref[...]  # [B, H']
-  rows = jax.lax.broadcasted_iota(jnp.int32, (BLOCK, BLOCK), 0)
+  rows = jax.lax.broadcasted_iota(jnp.int32, (block, block), 0)
 
   def step(i, total):
-    q = q_ref[pl.ds(i * BLOCK, BLOCK), :]  # [B, H']
-    lse = lse_ref[pl.ds(i * BLOCK, BLOCK)]  # [B]
+    q = q_ref[pl.ds(i * block, block), :]  # [B, H']
+    lse = lse_ref[pl.ds(i * block, block)]  # [B]
     p = jnp.exp(_logits(q, k, scale) - lse[:, None])  # [Bq, Bk]
-    return total + jnp.sum(jnp.where(i * BLOCK + rows < n, p, 0.0), axis=0)
+    return total + jnp.sum(jnp.where(i * block + rows < n, p, 0.0), axis=0)
 
-  total = jax.lax.fori_loop(0, pl.cdiv(n, BLOCK), step, jnp.zeros((BLOCK,), jnp.float32))
-  keys = pl.program_id(2) * BLOCK + jax.lax.broadcasted_iota(jnp.int32, (BLOCK,), 0)
+  total = jax.lax.fori_loop(0, pl.cdiv(n, block), step, jnp.zeros((block,), jnp.float32))
+  keys = pl.program_id(2) * block + jax.lax.broadcasted_iota(jnp.int32, (block,), 0)
   out_ref[...] = jnp.where(keys < n, total / n.astype(jnp.float32), 0.0)
 
 
 def _received_pallas(q: jax.Array, k: jax.Array, scale: float, lengths: Optional[jax.Array], *,
-                     interpret: bool) -> jax.Array:
+                     interpret: bool, block: int = BLOCK, warps: int = 4, stages: int = 2) -> jax.Array:
   g, n, e, h = q.shape
-  n_pad = -(-n // BLOCK) * BLOCK
+  n_pad = -(-n // block) * block
   h_pad = max(16, 1 << (h - 1).bit_length())  # zero dims add nothing to a dot product
   lay = lambda x: jnp.pad(x.transpose(0, 2, 1, 3), ((0, 0), (0, 0), (0, n_pad - n), (0, h_pad - h)))  # noqa: E731
   q, k = lay(q), lay(k)  # [G, E, L', H']
   lengths = jnp.full((g,), n, jnp.int32) if lengths is None else jnp.asarray(lengths, jnp.int32)
-  blocks = n_pad // BLOCK
+  blocks = n_pad // block
   whole = pl.BlockSpec((None, None, n_pad, h_pad), lambda s, e_, b: (s, e_, 0, 0))
-  block = pl.BlockSpec((None, None, BLOCK, h_pad), lambda s, e_, b: (s, e_, b, 0))
-  rows = pl.BlockSpec((None, None, BLOCK), lambda s, e_, b: (s, e_, b))
+  one_block = pl.BlockSpec((None, None, block, h_pad), lambda s, e_, b: (s, e_, b, 0))
+  rows = pl.BlockSpec((None, None, block), lambda s, e_, b: (s, e_, b))
   row_stats = pl.BlockSpec((None, None, n_pad), lambda s, e_, b: (s, e_, 0))
   lengths_spec = pl.BlockSpec((g,), lambda s, e_, b: (0,))
-  params = plt.CompilerParams(num_warps=4, num_stages=2)
+  params = plt.CompilerParams(num_warps=warps, num_stages=stages)
   lse = pl.pallas_call(
-      functools.partial(_lse_kernel, scale=scale), grid=(g, e, blocks),
-      in_specs=[lengths_spec, block, whole], out_specs=rows,
+      functools.partial(_lse_kernel, scale=scale, block=block), grid=(g, e, blocks),
+      in_specs=[lengths_spec, one_block, whole], out_specs=rows,
       out_shape=jax.ShapeDtypeStruct((g, e, n_pad), jnp.float32), compiler_params=params, interpret=interpret,
   )(lengths, q, k)
   received = pl.pallas_call(
-      functools.partial(_received_kernel, scale=scale), grid=(g, e, blocks),
-      in_specs=[lengths_spec, whole, block, row_stats], out_specs=rows,
+      functools.partial(_received_kernel, scale=scale, block=block), grid=(g, e, blocks),
+      in_specs=[lengths_spec, whole, one_block, row_stats], out_specs=rows,
       out_shape=jax.ShapeDtypeStruct((g, e, n_pad), jnp.float32), compiler_params=params, interpret=interpret,
   )(lengths, q, k, lse)  # [G, E, L']
   return jnp.mean(received, axis=1)[:, :n]

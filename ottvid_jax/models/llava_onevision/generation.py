@@ -70,8 +70,9 @@ def llm_input(model: LlavaOnevision, batch: LlavaBatch, compression: Optional[pe
   it while the host plans the sequence; then OTT-Vid and the assembly.
   """
   generator = generator_for(model)
-  tokens, saliency = generator.builder(_tower, ("saliency",))(jnp.asarray(batch.pixel_values_videos),
-                                                              saliency=compression is not None)
+  pixels = batch.pixel_values_videos
+  tokens, saliency = generator.builder(_tower, ("saliency",))(
+      pixels if isinstance(pixels, jax.Array) else jnp.asarray(pixels), saliency=compression is not None)
   frames = tuple(int(t) for t in batch.frames)
   ids = np.asarray(batch.input_ids)
   plan = plan_sequence(ids == model.config.video_token_id, batch.attention_mask,

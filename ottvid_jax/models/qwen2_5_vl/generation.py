@@ -47,8 +47,8 @@ class VideoBatch:
     return cls(ids, mask, as_np(out["pixel_values_videos"]).astype(np.float32), grid, seconds)
 
 
-def _tower(model: Qwen2_5_VL, pixels, grid, saliency: bool):
-  return model.visual(pixels.astype(model.language_model.embed_tokens.embedding.dtype), grid, saliency=saliency)
+def _tower(visual, pixels, grid, saliency: bool):
+  return visual(pixels.astype(visual.patch_embed.proj.kernel.dtype), grid, saliency=saliency)
 
 
 def _assemble(model: Qwen2_5_VL, video, saliency, input_ids, position_ids, text_source, video_source, run_start,
@@ -87,8 +87,9 @@ def llm_input(model: Qwen2_5_VL, batch: VideoBatch, compression: Optional[peers.
   """
   generator = generator_for(model)
   grid = static_grid(batch.video_grid_thw)
-  video, saliency = generator.builder(_tower, ("grid", "saliency"))(
-      jnp.asarray(batch.pixel_values_videos), grid=grid, saliency=compression is not None)
+  pixels = batch.pixel_values_videos
+  video, saliency = generator.builder(_tower, ("grid", "saliency"), part="visual")(
+      pixels if isinstance(pixels, jax.Array) else jnp.asarray(pixels), grid=grid, saliency=compression is not None)
   args, grid, plan = prepare_prefill(model, batch, compression)
   return generator.builder(_assemble, ("grid",))(video, saliency, *args, grid=grid), plan
 
