@@ -24,6 +24,7 @@ import numpy as np
 from flax import nnx
 
 from ottvid_jax.models import layers
+from ottvid_jax.models.qwen2_5_vl import window_attention
 from ottvid_jax.models.received_attention import received_attention
 
 __all__ = ["VisionConfig", "VisionLayout", "VisionTower", "vision_layout"]
@@ -176,6 +177,18 @@ def _unsegmented(x: jax.Array, segments: Segments) -> jax.Array:
   return x if segments.valid.all() else x[jnp.asarray(segments.scatter)]
 
 
+WINDOW_KERNELS = ("auto", "pallas", "interpret", "xla")
+
+
+def _use_window_kernel(choice: str, segments: Segments, received: Optional[Segments], dtype) -> bool:
+  if choice not in WINDOW_KERNELS:
+    raise ValueError(f"window_kernel must be one of {WINDOW_KERNELS}, got {choice!r}")
+  fits = received is None and segments.valid.sum(axis=1).max() <= window_attention.MAX_WINDOW
+  if choice == "auto":
+    return fits and jax.default_backend() == "gpu" and dtype in (jnp.bfloat16, jnp.float16)
+  return fits and choice != "xla"
+
+
 class VisionBlock(nnx.Module):
 
   def __init__(self, config: VisionConfig, *, dtype, param_dtype, rngs: nnx.Rngs):
@@ -185,10 +198,29 @@ class VisionBlock(nnx.Module):
     self.mlp = layers.MLP(config.hidden_size, config.intermediate_size, bias=True, dtype=dtype,
                           param_dtype=param_dtype, rngs=rngs, pad=True)  # 3420 -> 3456 in the 7B
 
-  def __call__(self, x, cos, sin, segments: Segments, received: Optional[Segments] = None):
-    """``(x [P, D], saliency [P] or None)``; ``received``: also return the attention each patch receives
-    inside these segments, averaged over heads and queries (from this block's own queries and keys)."""
-    q, k, v = self.attn.qk_v(self.norm1(x), cos, sin)  # [P, E, H]
+  def __call__(self, x, cos, sin, segments: Segments, received: Optional[Segments] = None,
+               window_kernel: str = "auto"):
+    """``(x [P, D], saliency [P] or None)``.
+
+    Args:
+      x: ``[P, D]`` in window order; cos, sin: ``[P, H]`` rotary.
+      segments: where attention runs (windows or temporal grids).
+      received: also return the attention each patch receives inside these
+        segments, averaged over heads and queries (from this block's own
+        queries and keys), or None.
+      window_kernel: :data:`WINDOW_KERNELS`: ``"auto"`` runs segments of at most
+        :data:`window_attention.MAX_WINDOW` patches through the fused Pallas
+        kernel on a GPU in half precision (rotary, attention and layout in one
+        pass), everything else through XLA's rotary and cuDNN/XLA attention.
+    """
+    h = self.norm1(x)
+    if _use_window_kernel(window_kernel, segments, received, h.dtype):
+      out = window_attention.window_attention(self.attn.qkv(h), cos, sin, segments.valid.sum(axis=1),
+                                              heads=self.attn.heads, scale=self.attn.head_dim ** -0.5,
+                                              interpret=window_kernel == "interpret")
+      x = x + self.attn.proj(out)
+      return x + self.mlp(self.norm2(x)), None
+    q, k, v = self.attn.qk_v(h, cos, sin)  # [P, E, H]
     saliency = None
     if received is not None:
       saliency = received_attention(_segmented(q, received), _segmented(k, received), self.attn.head_dim ** -0.5,
@@ -233,6 +265,7 @@ class VisionTower(nnx.Module):
     self.patch_embed = PatchEmbed(config, **kw)
     self.blocks = nnx.List([VisionBlock(config, **kw) for _ in range(config.depth)])
     self.merger = PatchMerger(config, **kw)
+    self.window_kernel = "auto"  # how window blocks attend (VisionBlock); "interpret" runs the kernel on a CPU
 
   def rotary(self, positions: np.ndarray) -> tuple[jax.Array, jax.Array]:
     hd = self.config.head_dim
@@ -265,7 +298,8 @@ class VisionTower(nnx.Module):
     cos, sin = cos[order], sin[order]
     for i, block in enumerate(self.blocks):
       segments = layout.grids if i in cfg.fullatt_block_indexes else layout.windows
-      x, received = block(x, cos, sin, segments, layout.grids if saliency and i == len(self.blocks) - 1 else None)
+      x, received = block(x, cos, sin, segments, layout.grids if saliency and i == len(self.blocks) - 1 else None,
+                          self.window_kernel)
     restore = jnp.asarray(np.argsort(layout.window_index))
     tokens = self.merger(x)[restore]  # [U, out]
     if received is not None:  # the last block's

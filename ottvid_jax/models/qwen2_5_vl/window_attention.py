@@ -1,0 +1,116 @@
+"""Qwen2.5-VL's window attention as one Pallas (Triton) kernel: rotary, attention and layout in one pass.
+
+In 28 of the tower's 32 blocks every patch attends within its window (8 x 8
+patches, 64 tokens, contiguous in the tower's window order). XLA runs such a
+block's attention as four kernels after the q/k/v projection: rotary on the
+queries, rotary on the keys, a copy of the values out of the fused projection,
+and cuDNN's flash attention, which pads each 64-token window to its 128-row tile
+and the head dim 80 to 128 (on an H200, 23 + 23 + 27 + 120 us a block for 16384
+patches). Here one program per (window, head) reads its rows of the fused
+projection, rotates queries and keys in float32 registers, and writes its part
+of the output: one pass over the bytes.
+
+The rotary is HF's ``apply_rotary_pos_emb_vision`` (``x * cos + rotate_half(x)
+* sin`` in float32, the head's two halves sharing their angles), so the two
+halves of a head are loaded separately: ``lo' = lo cos - hi sin``, ``hi' = hi
+cos + lo sin``. Logits are float32 sums of products of the rotated bf16 queries
+and keys, as in flash attention.
+
+Axes: P patches (window order), G windows, E heads, H head dim, B the block
+side (a power of two >= the longest window), C = B_h the padded half head dim.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as plt
+
+__all__ = ["MAX_WINDOW", "window_attention"]
+
+MAX_WINDOW = 128  # longer segments go to cuDNN
+
+
+def _pow2(n: int) -> int:
+  return max(16, 1 << (n - 1).bit_length())
+
+
+def _kernel(starts_ref, lengths_ref, qkv_ref, cos_ref, sin_ref, out_ref, *, heads: int, head_dim: int, block: int,
+            scale: float):
+  window, head = pl.program_id(0), pl.program_id(1)
+  start, n = starts_ref[window], lengths_ref[window]
+  half = head_dim // 2
+  width = _pow2(half)
+  rows = pl.ds(start, block)
+  row = jax.lax.broadcasted_iota(jnp.int32, (block, width), 0)
+  col = jax.lax.broadcasted_iota(jnp.int32, (block, width), 1)
+  ok = (row < n) & (col < half)  # [B, C]: this window's rows, the half's columns
+
+  def load(ref, col0, dtype=jnp.float32):
+    return plt.load(ref.at[rows, pl.ds(col0, width)], mask=ok, other=0.0).astype(dtype)
+
+  cos, sin = load(cos_ref, 0), load(sin_ref, 0)  # [B, C] float32, the first half's angles
+  dtype = qkv_ref.dtype
+  d = heads * head_dim
+
+  def rotated(base):
+    lo, hi = load(qkv_ref, base), load(qkv_ref, base + half)
+    return (lo * cos - hi * sin).astype(dtype), (hi * cos + lo * sin).astype(dtype)
+
+  def dot(a, b, contract_b):  # float32 accumulation; true float32 for float32 inputs
+    return jax.lax.dot_general(a, b, (((1,), (contract_b,)), ((), ())), precision=jax.lax.Precision.HIGHEST,
+                               preferred_element_type=jnp.float32)
+
+  q_lo, q_hi = rotated(head * head_dim)
+  k_lo, k_hi = rotated(d + head * head_dim)
+  key_ok = jax.lax.broadcasted_iota(jnp.int32, (block, block), 1) < n
+  logits = jnp.where(key_ok, (dot(q_lo, k_lo, 1) + dot(q_hi, k_hi, 1)) * scale, -jnp.inf)  # [B, B]
+  probs = jnp.exp(logits - jnp.max(logits, axis=1, keepdims=True))
+  probs = (probs / jnp.sum(probs, axis=1, keepdims=True)).astype(dtype)
+  base = 2 * d + head * head_dim
+  for offset in (0, half):
+    out = dot(probs, load(qkv_ref, base + offset, dtype), 0)  # [B, C]
+    plt.store(out_ref.at[rows, pl.ds(head * head_dim + offset, width)], out.astype(out_ref.dtype), mask=ok)
+
+
+def window_attention(qkv: jax.Array, cos: jax.Array, sin: jax.Array, lengths: np.ndarray, *, heads: int,
+                     scale: float, interpret: bool = False) -> jax.Array:
+  """Rotary and softmax attention within contiguous windows, from the fused q/k/v projection.
+
+  Args:
+    qkv: ``[P, 3 * E * H]``: queries, keys, values, each heads-major (the
+      ``qkv`` projection's output, bias included), patches in window order.
+    cos, sin: ``[P, H]`` float32 rotary of each patch; the second half of a
+      head's angles repeats the first (Qwen2.5-VL's vision rotary).
+    lengths: ``[G]`` window lengths (host ints, summing to P; each at most
+      :data:`MAX_WINDOW`); window g holds the patches after windows 0..g-1.
+    heads: E.
+    scale: the logit scale, ``H ** -0.5``.
+    interpret: run in Pallas' interpreter (on a CPU).
+
+  Returns:
+    ``[P, E * H]`` attention outputs in ``qkv``'s dtype, heads-major.
+  """
+  p, width = qkv.shape
+  head_dim = width // (3 * heads)
+  lengths = np.asarray(lengths, np.int64)
+  if width != 3 * heads * head_dim or head_dim % 2 or cos.shape != (p, head_dim) or sin.shape != (p, head_dim):
+    raise ValueError(f"window_attention needs qkv [P, 3 * {heads} * H] with H even and cos, sin [P, H]: got "
+                     f"{qkv.shape}, {cos.shape}, {sin.shape}")
+  if lengths.sum() != p or lengths.min() < 1 or lengths.max() > MAX_WINDOW:
+    raise ValueError(f"window lengths must be in [1, {MAX_WINDOW}] and sum to P = {p}, got sum {lengths.sum()}, "
+                     f"range [{lengths.min()}, {lengths.max()}]")
+  starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+  block = _pow2(int(lengths.max()))
+  kernel = functools.partial(_kernel, heads=heads, head_dim=head_dim, block=block, scale=scale)
+  return pl.pallas_call(
+      kernel, grid=(lengths.size, heads),
+      out_shape=jax.ShapeDtypeStruct((p, heads * head_dim), qkv.dtype),
+      compiler_params=plt.CompilerParams(num_warps=4, num_stages=1),  # 4: best of 1-8 on an H200
+      interpret=interpret,
+  )(jnp.asarray(starts, jnp.int32), jnp.asarray(lengths, jnp.int32), qkv, cos.astype(jnp.float32),
+    sin.astype(jnp.float32))
