@@ -51,16 +51,18 @@ def test_bf16_kernel_equals_the_xla_form_under_jit():
   np.testing.assert_array_equal(received_attention(q, k, 80 ** -0.5, lengths), xla)  # auto: XLA off a GPU
 
 
-def test_kernel_lowers_to_triton_for_a_gpu():
-  """Qwen2.5-VL-7B's shape (16 grids of 1024 patches, 16 heads of 80): two Triton kernels, one program per
-  (segment, head, block). The CPU cannot run them, but it can lower them."""
-  q = jnp.zeros((16, 1024, 16, 80), jnp.bfloat16)
+@pytest.mark.parametrize("segments, length", [(16, 1024), (9, 729)])  # Qwen2.5-VL-7B's grids; SigLIP's frames
+def test_kernel_lowers_to_triton_for_a_gpu(segments, length):
+  """Two Triton kernels, one program per (segment, head, block of 64). The CPU cannot run them, but it can
+  lower them."""
+  q = jnp.zeros((segments, length, 16, 80), jnp.bfloat16)
   fn = jax.jit(lambda q, k: received_attention(q, k, 80 ** -0.5, implementation="pallas"))
   exported = jax.export.export(fn, platforms=["cuda"],
                                disabled_checks=[jax.export.DisabledSafetyCheck.custom_call("__gpu$xla.gpu.triton")])(
                                    q, q)
   text = exported.mlir_module()
-  assert text.count("__gpu$xla.gpu.triton") == 2 and "grid_x = 16 : i32, grid_y = 16 : i32, grid_z = 16" in text
+  grid = f"grid_x = {segments} : i32, grid_y = 16 : i32, grid_z = {-(-length // 64)} : i32"
+  assert text.count("__gpu$xla.gpu.triton") == 2 and grid in text
 
 
 def test_bad_input_is_a_clear_error():

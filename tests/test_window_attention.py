@@ -57,15 +57,17 @@ def test_bf16_kernel_under_jit_is_close_to_xla():
   assert kernel_error < 0.03 and kernel_error <= 1.5 * xla_error, (kernel_error, xla_error)
 
 
-def test_kernel_lowers_to_triton_for_a_gpu():
-  """Qwen2.5-VL-7B's window blocks: 16384 patches in 256 windows of 64, 16 heads of 80; one Triton kernel."""
-  qkv, cos = jnp.zeros((16384, 3840), jnp.bfloat16), jnp.zeros((16384, 80), jnp.float32)
-  fn = jax.jit(lambda a, c, s: window_attention(a, c, s, np.full(256, 64), heads=16, scale=80 ** -0.5))
+@pytest.mark.parametrize("lengths", [[64] * 256, [64] * 20 + [32, 32, 16]])  # Qwen2.5-VL-7B's; partial windows
+def test_kernel_lowers_to_triton_for_a_gpu(lengths):
+  """16 heads of 80, one Triton kernel with a program per (window, head)."""
+  p = sum(lengths)
+  qkv, cos = jnp.zeros((p, 3840), jnp.bfloat16), jnp.zeros((p, 80), jnp.float32)
+  fn = jax.jit(lambda a, c, s: window_attention(a, c, s, np.asarray(lengths), heads=16, scale=80 ** -0.5))
   exported = jax.export.export(fn, platforms=["cuda"],
                                disabled_checks=[jax.export.DisabledSafetyCheck.custom_call("__gpu$xla.gpu.triton")])(
                                    qkv, cos, cos)
   text = exported.mlir_module()
-  assert text.count("__gpu$xla.gpu.triton") == 1 and "grid_x = 256 : i32, grid_y = 16 : i32" in text
+  assert text.count("__gpu$xla.gpu.triton") == 1 and f"grid_x = {len(lengths)} : i32, grid_y = 16 : i32" in text
 
 
 def test_bad_input_is_a_clear_error():

@@ -135,12 +135,14 @@ def _received_pallas(q: jax.Array, k: jax.Array, scale: float, lengths: Optional
   lay = lambda x: jnp.pad(x.transpose(0, 2, 1, 3), ((0, 0), (0, 0), (0, n_pad - n), (0, h_pad - h)))  # noqa: E731
   q, k = lay(q), lay(k)  # [G, E, L', H']
   lengths = jnp.full((g,), n, jnp.int32) if lengths is None else jnp.asarray(lengths, jnp.int32)
+  g_pad = 1 << (g - 1).bit_length()  # Triton blocks have power-of-two sides
+  lengths = jnp.pad(lengths, (0, g_pad - g))
   blocks = n_pad // block
   whole = pl.BlockSpec((None, None, n_pad, h_pad), lambda s, e_, b: (s, e_, 0, 0))
   one_block = pl.BlockSpec((None, None, block, h_pad), lambda s, e_, b: (s, e_, b, 0))
   rows = pl.BlockSpec((None, None, block), lambda s, e_, b: (s, e_, b))
   row_stats = pl.BlockSpec((None, None, n_pad), lambda s, e_, b: (s, e_, 0))
-  lengths_spec = pl.BlockSpec((g,), lambda s, e_, b: (0,))
+  lengths_spec = pl.BlockSpec((g_pad,), lambda s, e_, b: (0,))
   params = plt.CompilerParams(num_warps=warps, num_stages=stages)
   lse = pl.pallas_call(
       functools.partial(_lse_kernel, scale=scale, block=block), grid=(g, e, blocks),

@@ -90,7 +90,7 @@ def llm_input(model: Qwen2_5_VL, batch: VideoBatch, compression: Optional[peers.
   pixels = batch.pixel_values_videos
   video, saliency = generator.builder(_tower, ("grid", "saliency"), part="visual")(
       pixels if isinstance(pixels, jax.Array) else jnp.asarray(pixels), grid=grid, saliency=compression is not None)
-  args, grid, plan = prepare_prefill(model, batch, compression)
+  args, _, plan = prepare_prefill(model, batch, compression)
   return generator.builder(_assemble, ("grid",))(video, saliency, *args, grid=grid), plan
 
 

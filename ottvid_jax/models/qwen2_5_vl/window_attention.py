@@ -105,6 +105,8 @@ def window_attention(qkv: jax.Array, cos: jax.Array, sin: jax.Array, lengths: np
     raise ValueError(f"window lengths must be in [1, {MAX_WINDOW}] and sum to P = {p}, got sum {lengths.sum()}, "
                      f"range [{lengths.min()}, {lengths.max()}]")
   starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+  table = 1 << (lengths.size - 1).bit_length()  # Triton refs with power-of-two sides
+  starts, padded_lengths = (np.pad(x, (0, table - x.size)) for x in (starts, lengths))
   block = _pow2(int(lengths.max()))
   kernel = functools.partial(_kernel, heads=heads, head_dim=head_dim, block=block, scale=scale)
   return pl.pallas_call(
@@ -112,5 +114,5 @@ def window_attention(qkv: jax.Array, cos: jax.Array, sin: jax.Array, lengths: np
       out_shape=jax.ShapeDtypeStruct((p, heads * head_dim), qkv.dtype),
       compiler_params=plt.CompilerParams(num_warps=4, num_stages=1),  # 4: best of 1-8 on an H200
       interpret=interpret,
-  )(jnp.asarray(starts, jnp.int32), jnp.asarray(lengths, jnp.int32), qkv, cos.astype(jnp.float32),
+  )(jnp.asarray(starts, jnp.int32), jnp.asarray(padded_lengths, jnp.int32), qkv, cos.astype(jnp.float32),
     sin.astype(jnp.float32))
