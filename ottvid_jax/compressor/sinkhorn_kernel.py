@@ -22,14 +22,9 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plt
 
+from ottvid_jax.pallas_blocks import MIN_TILE, power_of_two
+
 __all__ = ["sinkhorn_potentials"]
-
-_MIN_BLOCK = 16  # Triton's smallest useful block side
-
-
-def _padded(n: int) -> int:
-  return max(_MIN_BLOCK, 1 << (n - 1).bit_length())
-
 
 def _kernel(eps_ref, cost_ref, log_a_ref, log_b_ref, f_ref, g_ref, *, rows: int, cols: int, iterations: int):
   eps = eps_ref[0]
@@ -79,7 +74,7 @@ def sinkhorn_potentials(cost: jax.Array, log_a: jax.Array, log_b: jax.Array, eps
   if log_a.shape != (rows,) or log_b.shape != (cols,) or jnp.shape(epsilon) != ():
     raise ValueError(f"sinkhorn_potentials needs cost [R, C], log_a [R], log_b [C] and a scalar epsilon: got "
                      f"{cost.shape}, {log_a.shape}, {log_b.shape}, {jnp.shape(epsilon)}")
-  r, c = _padded(rows), _padded(cols)
+  r, c = power_of_two(rows, MIN_TILE), power_of_two(cols, MIN_TILE)
   f32 = lambda x: jnp.asarray(x, jnp.float32)
   padded_cost = jnp.pad(f32(cost), ((0, r - rows), (0, c - cols)))
   f, g = pl.pallas_call(

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-__all__ = ["MLP", "PAD_MULTIPLE", "RMSNorm", "apply_rotary", "attention", "linear", "padded", "rotate_half"]
+__all__ = ["MLP", "PAD_MULTIPLE", "RMSNorm", "apply_rotary", "attention", "half_precision_on_gpu", "linear", "padded",
+           "rotate_half"]
 
 PAD_MULTIPLE = 128  # widths that a model pads with zero units are rounded up to this
 
@@ -92,9 +93,15 @@ def apply_rotary(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
   return x * cos + rotate_half(x) * sin
 
 
+def half_precision_on_gpu(dtype) -> bool:
+  """JAX's default backend is a GPU and ``dtype`` a 16-bit float: where cuDNN's attention and the project's
+  fused attention kernels run by default."""
+  return jax.default_backend() == "gpu" and jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16)
+
+
 def _use_cudnn(q: jax.Array, mask) -> bool:
   """cuDNN flash attention applies: a GPU, half precision, no dense mask, head dim <= 128."""
-  return (jax.default_backend() == "gpu" and mask is None and q.dtype in (jnp.bfloat16, jnp.float16)
+  return (half_precision_on_gpu(q.dtype) and mask is None
           and q.shape[-1] % 8 == 0 and q.shape[-1] <= 128)
 
 

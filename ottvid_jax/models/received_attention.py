@@ -31,6 +31,9 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plt
 
+from ottvid_jax.models import layers
+from ottvid_jax.pallas_blocks import MIN_TILE, power_of_two
+
 __all__ = ["BLOCK", "IMPLEMENTATIONS", "received_attention", "segment_received_attention"]
 
 BLOCK = 64  # queries or keys a program step handles
@@ -80,11 +83,10 @@ def received_attention(q: jax.Array, k: jax.Array, scale: float, lengths: Option
   g, n = q.shape[:2]
   if lengths is not None and jnp.shape(lengths) != (g,):
     raise ValueError(f"lengths must be [G] = [{g}], got {jnp.shape(lengths)}")
+  lengths = jnp.full((g,), n, jnp.int32) if lengths is None else jnp.asarray(lengths, jnp.int32)
   if implementation == "auto":
-    half = q.dtype in (jnp.bfloat16, jnp.float16)
-    implementation = "pallas" if half and jax.default_backend() == "gpu" else "xla"
+    implementation = "pallas" if layers.half_precision_on_gpu(q.dtype) else "xla"
   if implementation == "xla":
-    lengths = jnp.full((g,), n, jnp.int32) if lengths is None else lengths
     return jax.lax.map(lambda args: segment_received_attention(*args[:2], scale, args[2]), (q, k, lengths),
                        batch_size=segments_at_once)
   return _received_pallas(q, k, scale, lengths, interpret=implementation == "interpret")
@@ -127,15 +129,14 @@ def _received_kernel(lengths_ref, q_ref, k_ref, lse_ref, out_ref, *, scale: floa
   out_ref[...] = jnp.where(keys < n, total / n.astype(jnp.float32), 0.0)
 
 
-def _received_pallas(q: jax.Array, k: jax.Array, scale: float, lengths: Optional[jax.Array], *,
+def _received_pallas(q: jax.Array, k: jax.Array, scale: float, lengths: jax.Array, *,
                      interpret: bool, block: int = BLOCK, warps: int = 4, stages: int = 2) -> jax.Array:
   g, n, e, h = q.shape
   n_pad = -(-n // block) * block
-  h_pad = max(16, 1 << (h - 1).bit_length())  # zero dims add nothing to a dot product
+  h_pad = power_of_two(h, MIN_TILE)  # zero dims add nothing to a dot product
   lay = lambda x: jnp.pad(x.transpose(0, 2, 1, 3), ((0, 0), (0, 0), (0, n_pad - n), (0, h_pad - h)))  # noqa: E731
   q, k = lay(q), lay(k)  # [G, E, L', H']
-  lengths = jnp.full((g,), n, jnp.int32) if lengths is None else jnp.asarray(lengths, jnp.int32)
-  g_pad = 1 << (g - 1).bit_length()  # Triton blocks have power-of-two sides
+  g_pad = power_of_two(g)  # Triton blocks have power-of-two sides
   lengths = jnp.pad(lengths, (0, g_pad - g))
   blocks = n_pad // block
   whole = pl.BlockSpec((None, None, n_pad, h_pad), lambda s, e_, b: (s, e_, 0, 0))

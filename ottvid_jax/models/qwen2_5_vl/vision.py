@@ -185,7 +185,7 @@ def _use_window_kernel(choice: str, segments: Segments, received: Optional[Segme
     raise ValueError(f"window_kernel must be one of {WINDOW_KERNELS}, got {choice!r}")
   fits = received is None and segments.valid.sum(axis=1).max() <= window_attention.MAX_WINDOW
   if choice == "auto":
-    return fits and jax.default_backend() == "gpu" and dtype in (jnp.bfloat16, jnp.float16)
+    return fits and layers.half_precision_on_gpu(dtype)
   return fits and choice != "xla"
 
 
@@ -213,20 +213,19 @@ class VisionBlock(nnx.Module):
         kernel on a GPU in half precision (rotary, attention and layout in one
         pass), everything else through XLA's rotary and cuDNN/XLA attention.
     """
-    h = self.norm1(x)
+    h, saliency = self.norm1(x), None
     if _use_window_kernel(window_kernel, segments, received, h.dtype):
-      out = window_attention.window_attention(self.attn.qkv(h), cos, sin, segments.valid.sum(axis=1),
-                                              heads=self.attn.heads, scale=self.attn.head_dim ** -0.5,
-                                              interpret=window_kernel == "interpret")
-      x = x + self.attn.proj(out)
-      return x + self.mlp(self.norm2(x)), None
-    q, k, v = self.attn.qk_v(h, cos, sin)  # [P, E, H]
-    saliency = None
-    if received is not None:
-      saliency = received_attention(_segmented(q, received), _segmented(k, received), self.attn.head_dim ** -0.5,
-                                    jnp.asarray(received.valid.sum(axis=1), jnp.int32))  # [G, L]
-      saliency = _unsegmented(saliency, received)  # [P]
-    x = x + self.attn.attend(q, k, v, segments)
+      out = self.attn.proj(window_attention.window_attention(
+          self.attn.qkv(h), cos, sin, segments.valid.sum(axis=1), heads=self.attn.heads,
+          scale=self.attn.head_dim ** -0.5, interpret=window_kernel == "interpret"))
+    else:
+      q, k, v = self.attn.qk_v(h, cos, sin)  # [P, E, H]
+      if received is not None:
+        saliency = received_attention(_segmented(q, received), _segmented(k, received), self.attn.head_dim ** -0.5,
+                                      jnp.asarray(received.valid.sum(axis=1), jnp.int32))  # [G, L]
+        saliency = _unsegmented(saliency, received)  # [P]
+      out = self.attn.attend(q, k, v, segments)
+    x = x + out
     return x + self.mlp(self.norm2(x)), saliency
 
 

@@ -30,13 +30,11 @@ import numpy as np
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plt
 
+from ottvid_jax.pallas_blocks import MIN_TILE, power_of_two
+
 __all__ = ["MAX_WINDOW", "window_attention"]
 
 MAX_WINDOW = 128  # longer segments go to cuDNN
-
-
-def _pow2(n: int) -> int:
-  return max(16, 1 << (n - 1).bit_length())
 
 
 def _kernel(starts_ref, lengths_ref, qkv_ref, cos_ref, sin_ref, out_ref, *, heads: int, head_dim: int, block: int,
@@ -44,7 +42,7 @@ def _kernel(starts_ref, lengths_ref, qkv_ref, cos_ref, sin_ref, out_ref, *, head
   window, head = pl.program_id(0), pl.program_id(1)
   start, n = starts_ref[window], lengths_ref[window]
   half = head_dim // 2
-  width = _pow2(half)
+  width = power_of_two(half, MIN_TILE)
   rows = pl.ds(start, block)
   row = jax.lax.broadcasted_iota(jnp.int32, (block, width), 0)
   col = jax.lax.broadcasted_iota(jnp.int32, (block, width), 1)
@@ -105,9 +103,9 @@ def window_attention(qkv: jax.Array, cos: jax.Array, sin: jax.Array, lengths: np
     raise ValueError(f"window lengths must be in [1, {MAX_WINDOW}] and sum to P = {p}, got sum {lengths.sum()}, "
                      f"range [{lengths.min()}, {lengths.max()}]")
   starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-  table = 1 << (lengths.size - 1).bit_length()  # Triton refs with power-of-two sides
+  table = power_of_two(lengths.size)  # Triton refs with power-of-two sides
   starts, padded_lengths = (np.pad(x, (0, table - x.size)) for x in (starts, lengths))
-  block = _pow2(int(lengths.max()))
+  block = power_of_two(lengths.max(), MIN_TILE)
   kernel = functools.partial(_kernel, heads=heads, head_dim=head_dim, block=block, scale=scale)
   return pl.pallas_call(
       kernel, grid=(lengths.size, heads),
