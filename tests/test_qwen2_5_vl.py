@@ -48,18 +48,19 @@ def test_vision_tower_parity(tiny, grid):
   assert saliency.shape == (got.shape[0],)
 
 
-def test_vision_tower_parity_with_the_fused_window_kernel(tiny):
-  """The window blocks through the Pallas kernel (in its interpreter): partial windows, two videos."""
+def test_vision_tower_parity_with_the_fused_kernels(tiny):
+  """The window attention and the residual adds with their norms through the Pallas kernels (in their
+  interpreter): partial windows, two videos."""
   hf, _, ours = tiny
   grid = [(2, 10, 12), (1, 4, 6)]
   pixels = np.random.default_rng(2).normal(size=(sum(t * h * w for t, h, w in grid), 1176)).astype(np.float32)
   with torch.no_grad():
     ref = hf.model.visual(torch.as_tensor(pixels), grid_thw=torch.tensor(grid)).pooler_output.numpy()
-  ours.visual.window_kernel = "interpret"
+  ours.visual.kernels = "interpret"
   try:
     got, _ = ours.visual(jnp.asarray(pixels), tuple(grid), saliency=False)
   finally:
-    ours.visual.window_kernel = "auto"
+    ours.visual.kernels = "auto"
   np.testing.assert_allclose(got, ref, atol=1e-5)
 
 

@@ -40,6 +40,20 @@ def test_select_matches_reference_and_is_sorted_unique(seed):
   assert len(set(got)) == 7 and np.all(np.diff(got) > 0)
 
 
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_half_precision_cosines_are_the_float32_cosines(dtype):
+  """Half-precision rows: Gram matrix with float32 accumulation, scaled by the norms, = float32 cosines of the
+  same (exactly upcast) values; a zero row stays zero; x against y as well."""
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(40, 96)) * 3, dtype).at[5].set(0)
+  y = jnp.asarray(rng.normal(size=(7, 96)), dtype)
+  for got, want in ((ov.cosine_similarity(x), ov.cosine_similarity(x.astype(jnp.float32))),
+                    (ov.cosine_similarity(x, y), ov.cosine_similarity(x.astype(jnp.float32), y.astype(jnp.float32)))):
+    assert got.dtype == jnp.float32
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+  assert not np.any(np.asarray(ov.cosine_similarity(x))[5])
+
+
 def test_select_keeps_all_at_full_keep():
   sim = ov.cosine_similarity(np.random.default_rng(0).normal(size=(9, 4)))
   assert list(ov.select_tokens(sim, jnp.full(9, 1 / 9), 9)) == list(range(9))

@@ -193,11 +193,12 @@ class TransportStage(NamedTuple):
   marginal_error: jnp.ndarray
 
 
-def spatial_stage(unit: jnp.ndarray, saliency: jnp.ndarray, config: OTTVidConfig, keep: int) -> SpatialStage:
+def spatial_stage(features: jnp.ndarray, saliency: jnp.ndarray, config: OTTVidConfig, keep: int) -> SpatialStage:
   """Coverage selection and leave-one-out mass, per frame.
 
   Args:
-    unit: ``[T, N, D]`` unit float32 features (:func:`l2_normalize`).
+    features: ``[T, N, D]`` features, any float dtype (unit float32 features
+      from :func:`l2_normalize` as well): only their cosines are used.
     saliency: ``[T, N]`` non-negative saliency.
     config: the hyperparameters (``mass_tau`` and ``mass`` are read).
     keep: K, tokens kept per frame (static).
@@ -205,9 +206,8 @@ def spatial_stage(unit: jnp.ndarray, saliency: jnp.ndarray, config: OTTVidConfig
   Returns:
     The :class:`SpatialStage`.
   """
-  frames = unit.shape[0]
-  cosine = functools.partial(selection_lib.cosine_similarity, normalized=True)
-  similarity = jax.vmap(cosine)(unit)  # [T, N, N]
+  frames = features.shape[0]
+  similarity = jax.vmap(selection_lib.cosine_similarity)(features)  # [T, N, N] float32
   weights = selection_lib.normalize_saliency(saliency)  # [T, N]
   selected = jax.vmap(selection_lib.select_tokens, in_axes=(0, 0, None))(similarity, weights, keep)  # [T, K]
   if config.mass is MassMode.UNIFORM:
@@ -359,8 +359,8 @@ def compress(
   config = OTTVidConfig() if config is None else config
   validate_inputs(features, saliency, config, grid_hw)
   sizes = config_lib.budget(config, features.shape[0], features.shape[1])
-  unit = selection_lib.l2_normalize(features)  # [T, N, D] float32, shared by every similarity
-  spatial = spatial_stage(unit, saliency, config, sizes.keep)
+  unit = selection_lib.l2_normalize(features)  # [T, N, D] float32, shared by the transport stage
+  spatial = spatial_stage(features, saliency, config, sizes.keep)
   transport = transport_stage(unit, spatial, config, grid_hw)
   budgets = allocation_lib.allocate_budgets(transport.difficulty, sizes.merges, sizes.cap, config.budget_tau)
   return merge_stage(features, spatial, transport, budgets, config, sizes.slots)

@@ -35,6 +35,11 @@ def l2_normalize(x: jnp.ndarray, eps: float = 1e-12) -> jnp.ndarray:
 def cosine_similarity(x: jnp.ndarray, y: jnp.ndarray | None = None, *, normalized: bool = False) -> jnp.ndarray:
   """Float32 cosine similarities between the rows of ``x`` and ``y``.
 
+  Half-precision rows (bf16, f16) multiply exactly in float32, so their Gram
+  matrix is taken on the rows as they are with float32 accumulation (tensor
+  cores on a GPU) and scaled by the inverse norms afterwards: the float32
+  cosine, summed in another order than on normalised float32 rows.
+
   Args:
     x: features of shape ``[N, D]``.
     y: features of shape ``[M, D]``; ``x`` itself when ``None``.
@@ -44,9 +49,19 @@ def cosine_similarity(x: jnp.ndarray, y: jnp.ndarray | None = None, *, normalize
   Returns:
     ``S[i, j] = cos(x_i, y_j)``, float32 of shape ``[N, M]``.
   """
+  other = x if y is None else y
+  if not normalized and x.dtype == other.dtype and jnp.dtype(x.dtype).itemsize < 4:
+    gram = jnp.einsum("nd,md->nm", x, other, preferred_element_type=jnp.float32)
+    return gram * _inverse_norm(x)[:, None] * _inverse_norm(other)[None, :]
   xn = x if normalized else l2_normalize(x)
   yn = xn if y is None else (y if normalized else l2_normalize(y))
   return jnp.einsum("nd,md->nm", xn, yn, precision=_HIGHEST)
+
+
+def _inverse_norm(x: jnp.ndarray, eps: float = 1e-12) -> jnp.ndarray:
+  """``1 / max(|x|, eps)`` of the rows of ``x [N, D]`` in float32: ``[N]``."""
+  x = x.astype(jnp.float32)
+  return 1.0 / jnp.maximum(jnp.sqrt(jnp.sum(x * x, axis=-1)), eps)
 
 
 def normalize_saliency(saliency: jnp.ndarray) -> jnp.ndarray:

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ottvid_jax.models import layers
+from ottvid_jax.models import add_rms_norm, layers
 from ottvid_jax.models.qwen2_5_vl import window_attention
 from ottvid_jax.models.received_attention import received_attention
 
@@ -177,16 +177,32 @@ def _unsegmented(x: jax.Array, segments: Segments) -> jax.Array:
   return x if segments.valid.all() else x[jnp.asarray(segments.scatter)]
 
 
-WINDOW_KERNELS = ("auto", "pallas", "interpret", "xla")
+KERNELS = ("auto", "pallas", "interpret", "xla")
+
+
+def _check_kernels(choice: str) -> None:
+  if choice not in KERNELS:
+    raise ValueError(f"kernels must be one of {KERNELS}, got {choice!r}")
 
 
 def _use_window_kernel(choice: str, segments: Segments, received: Optional[Segments], dtype) -> bool:
-  if choice not in WINDOW_KERNELS:
-    raise ValueError(f"window_kernel must be one of {WINDOW_KERNELS}, got {choice!r}")
+  _check_kernels(choice)
   fits = received is None and segments.valid.sum(axis=1).max() <= window_attention.MAX_WINDOW
   if choice == "auto":
     return fits and layers.half_precision_on_gpu(dtype)
   return fits and choice != "xla"
+
+
+def _add_norm(norm: layers.RMSNorm, x: jax.Array, branch: Optional[jax.Array], kernels: str):
+  """``(x + branch, norm(x + branch))``: one Pallas kernel where ``kernels`` allows it (``auto``: half
+  precision on a GPU), else XLA's ops (which leave the add, the normalisation and the scale as three kernels)."""
+  _check_kernels(kernels)
+  use = add_rms_norm.supported(x.shape[-1]) and (
+      layers.half_precision_on_gpu(x.dtype) if kernels == "auto" else kernels != "xla")
+  if use:
+    return add_rms_norm.add_rms_norm(x, branch, norm.weight[...], norm.eps, interpret=kernels == "interpret")
+  x = x if branch is None else x + branch
+  return x, norm(x)
 
 
 class VisionBlock(nnx.Module):
@@ -198,26 +214,30 @@ class VisionBlock(nnx.Module):
     self.mlp = layers.MLP(config.hidden_size, config.intermediate_size, bias=True, dtype=dtype,
                           param_dtype=param_dtype, rngs=rngs, pad=True)  # 3420 -> 3456 in the 7B
 
-  def __call__(self, x, cos, sin, segments: Segments, received: Optional[Segments] = None,
-               window_kernel: str = "auto"):
-    """``(x [P, D], saliency [P] or None)``.
+  def __call__(self, x, pending, cos, sin, segments: Segments, received: Optional[Segments] = None,
+               kernels: str = "auto"):
+    """``(x [P, D], mlp [P, D], saliency [P] or None)``: the block's output is ``x + mlp``, whose add is left
+    to the next norm (:func:`_add_norm` fuses it).
 
     Args:
-      x: ``[P, D]`` in window order; cos, sin: ``[P, H]`` rotary.
+      x: ``[P, D]`` in window order; pending: the previous block's MLP output,
+        not yet added to ``x``, or None; cos, sin: ``[P, H]`` rotary.
       segments: where attention runs (windows or temporal grids).
       received: also return the attention each patch receives inside these
         segments, averaged over heads and queries (from this block's own
         queries and keys), or None.
-      window_kernel: :data:`WINDOW_KERNELS`: ``"auto"`` runs segments of at most
-        :data:`window_attention.MAX_WINDOW` patches through the fused Pallas
-        kernel on a GPU in half precision (rotary, attention and layout in one
-        pass), everything else through XLA's rotary and cuDNN/XLA attention.
+      kernels: :data:`KERNELS`: ``"auto"`` runs the residual adds with their
+        norms, and segments of at most :data:`window_attention.MAX_WINDOW`
+        patches, through the fused Pallas kernels on a GPU in half precision
+        (the window attention: rotary, attention and layout in one pass);
+        everything else through XLA's ops and cuDNN/XLA attention.
     """
-    h, saliency = self.norm1(x), None
-    if _use_window_kernel(window_kernel, segments, received, h.dtype):
+    x, h = _add_norm(self.norm1, x, pending, kernels)
+    saliency = None
+    if _use_window_kernel(kernels, segments, received, h.dtype):
       out = self.attn.proj(window_attention.window_attention(
           self.attn.qkv(h), cos, sin, segments.valid.sum(axis=1), heads=self.attn.heads,
-          scale=self.attn.head_dim ** -0.5, interpret=window_kernel == "interpret"))
+          scale=self.attn.head_dim ** -0.5, interpret=kernels == "interpret"))
     else:
       q, k, v = self.attn.qk_v(h, cos, sin)  # [P, E, H]
       if received is not None:
@@ -225,8 +245,8 @@ class VisionBlock(nnx.Module):
                                       jnp.asarray(received.valid.sum(axis=1), jnp.int32))  # [G, L]
         saliency = _unsegmented(saliency, received)  # [P]
       out = self.attn.attend(q, k, v, segments)
-    x = x + out
-    return x + self.mlp(self.norm2(x)), saliency
+    x, h = _add_norm(self.norm2, x, out, kernels)
+    return x, self.mlp(h), saliency
 
 
 class PatchEmbed(nnx.Module):
@@ -250,8 +270,9 @@ class PatchMerger(nnx.Module):
                          layers.linear(width, config.out_hidden_size, bias=True, **kw)])
     self.width = width
 
-  def __call__(self, x):
-    x = self.ln_q(x).reshape(-1, self.width)  # [U, 4D]
+  def __call__(self, x, pending=None, kernels: str = "auto"):
+    """``[P, D]`` (plus the last block's pending MLP output) to ``[U, out]``."""
+    x = _add_norm(self.ln_q, x, pending, kernels)[1].reshape(-1, self.width)  # [U, 4D]
     return self.mlp[1](jax.nn.gelu(self.mlp[0](x), approximate=False))
 
 
@@ -264,7 +285,7 @@ class VisionTower(nnx.Module):
     self.patch_embed = PatchEmbed(config, **kw)
     self.blocks = nnx.List([VisionBlock(config, **kw) for _ in range(config.depth)])
     self.merger = PatchMerger(config, **kw)
-    self.window_kernel = "auto"  # how window blocks attend (VisionBlock); "interpret" runs the kernel on a CPU
+    self.kernels = "auto"  # the blocks' fused Pallas kernels (VisionBlock); "interpret" runs them on a CPU
 
   def rotary(self, positions: np.ndarray) -> tuple[jax.Array, jax.Array]:
     hd = self.config.head_dim
@@ -295,12 +316,13 @@ class VisionTower(nnx.Module):
     x = self.patch_embed(pixels)[order]  # [P, D] window order
     cos, sin = self.rotary(layout.positions)
     cos, sin = cos[order], sin[order]
+    pending = None  # each block's MLP output, added by the next block's first norm
     for i, block in enumerate(self.blocks):
       segments = layout.grids if i in cfg.fullatt_block_indexes else layout.windows
-      x, received = block(x, cos, sin, segments, layout.grids if saliency and i == len(self.blocks) - 1 else None,
-                          self.window_kernel)
+      x, pending, received = block(x, pending, cos, sin, segments,
+                                   layout.grids if saliency and i == len(self.blocks) - 1 else None, self.kernels)
     restore = jnp.asarray(np.argsort(layout.window_index))
-    tokens = self.merger(x)[restore]  # [U, out]
+    tokens = self.merger(x, pending, self.kernels)[restore]  # [U, out]
     if received is not None:  # the last block's
       received = received.reshape(-1, unit).mean(axis=-1)[restore]  # [U]
     return tokens, received

@@ -37,42 +37,57 @@ __all__ = ["MAX_WINDOW", "window_attention"]
 MAX_WINDOW = 128  # longer segments go to cuDNN
 
 
-def _kernel(starts_ref, lengths_ref, qkv_ref, cos_ref, sin_ref, out_ref, *, heads: int, head_dim: int, block: int,
-            scale: float):
-  window, head = pl.program_id(0), pl.program_id(1)
-  start, n = starts_ref[window], lengths_ref[window]
+def _kernel(tiles_ref, offsets_ref, lengths_ref, qkv_ref, cos_ref, sin_ref, out_ref, *, heads: int, head_dim: int,
+            block: int, scale: float, in_bounds: bool, full: bool):
+  window = pl.program_id(0)
+  tile, offset, n = tiles_ref[window], offsets_ref[window], lengths_ref[window]
   half = head_dim // 2
-  width = power_of_two(half, MIN_TILE)
-  rows = pl.ds(start, block)
-  row = jax.lax.broadcasted_iota(jnp.int32, (block, width), 0)
-  col = jax.lax.broadcasted_iota(jnp.int32, (block, width), 1)
-  ok = (row < n) & (col < half)  # [B, C]: this window's rows, the half's columns
+  width, v_width = power_of_two(half, MIN_TILE), power_of_two(head_dim, MIN_TILE)
+  rows = pl.ds(tile, block)
+  row = jax.lax.broadcasted_iota(jnp.int32, (block, 1), 0)
+  mine = (row >= offset) & (row < offset + n)  # [B, 1]: the tile's rows that are this window's
+  half_ok = jax.lax.broadcasted_iota(jnp.int32, (1, width), 1) < half  # [1, C]
+  head_ok = jax.lax.broadcasted_iota(jnp.int32, (1, v_width), 1) < head_dim  # [1, 2C]
+  # Loads are unmasked wherever they stay inside the arrays (they vectorise better): the tile's other rows
+  # belong to neighbouring windows and a half's tile reaches into the row's next columns; both are zeroed.
+  spill = width <= head_dim
 
-  def load(ref, col0, dtype=jnp.float32):
-    return plt.load(ref.at[rows, pl.ds(col0, width)], mask=ok, other=0.0).astype(dtype)
+  def load(ref, col0, cols_ok, masked, dtype):  # [B, cols] zero outside this window's rows and cols_ok
+    mask = None if in_bounds else mine
+    if masked:
+      mask = cols_ok if mask is None else mask & cols_ok
+    x = plt.load(ref.at[rows, pl.ds(col0, cols_ok.shape[1])], mask=mask, other=None if mask is None else 0.0)
+    return jnp.where(mine & cols_ok, x.astype(dtype), 0)
 
-  cos, sin = load(cos_ref, 0), load(sin_ref, 0)  # [B, C] float32, the first half's angles
+  def load_half(ref, col0):  # [B, C] float32
+    return load(ref, col0, half_ok, not spill, jnp.float32)
+
+  cos, sin = load_half(cos_ref, 0), load_half(sin_ref, 0)  # [B, C], the first half's angles
   dtype = qkv_ref.dtype
   d = heads * head_dim
 
   def rotated(base):
-    lo, hi = load(qkv_ref, base), load(qkv_ref, base + half)
+    lo, hi = load_half(qkv_ref, base), load_half(qkv_ref, base + half)
     return (lo * cos - hi * sin).astype(dtype), (hi * cos + lo * sin).astype(dtype)
 
   def dot(a, b, contract_b):  # float32 accumulation; true float32 for float32 inputs
     return jax.lax.dot_general(a, b, (((1,), (contract_b,)), ((), ())), precision=jax.lax.Precision.HIGHEST,
                                preferred_element_type=jnp.float32)
 
-  q_lo, q_hi = rotated(head * head_dim)
-  k_lo, k_hi = rotated(d + head * head_dim)
-  key_ok = jax.lax.broadcasted_iota(jnp.int32, (block, block), 1) < n
-  logits = jnp.where(key_ok, (dot(q_lo, k_lo, 1) + dot(q_hi, k_hi, 1)) * scale, -jnp.inf)  # [B, B]
-  probs = jnp.exp(logits - jnp.max(logits, axis=1, keepdims=True))
-  probs = (probs / jnp.sum(probs, axis=1, keepdims=True)).astype(dtype)
-  base = 2 * d + head * head_dim
-  for offset in (0, half):
-    out = dot(probs, load(qkv_ref, base + offset, dtype), 0)  # [B, C]
-    plt.store(out_ref.at[rows, pl.ds(head * head_dim + offset, width)], out.astype(out_ref.dtype), mask=ok)
+  key_ok = (row.T >= offset) & (row.T < offset + n)  # [1, B]
+
+  def attend(head, carry):  # heads one after the other: the loop lets Triton prefetch the next head's rows
+    q_lo, q_hi = rotated(head * head_dim)
+    k_lo, k_hi = rotated(d + head * head_dim)
+    logits = jnp.where(key_ok, (dot(q_lo, k_lo, 1) + dot(q_hi, k_hi, 1)) * scale, -jnp.inf)  # [B, B]
+    probs = jnp.exp(logits - jnp.max(logits, axis=1, keepdims=True))
+    probs = (probs / jnp.sum(probs, axis=1, keepdims=True)).astype(dtype)
+    out = dot(probs, load(qkv_ref, 2 * d + head * head_dim, head_ok, True, dtype), 0)  # [B, 2C]
+    plt.store(out_ref.at[rows, pl.ds(head * head_dim, v_width)], out.astype(out_ref.dtype),
+              mask=head_ok if full else mine & head_ok)
+    return carry
+
+  jax.lax.fori_loop(0, heads, attend, 0)
 
 
 def window_attention(qkv: jax.Array, cos: jax.Array, sin: jax.Array, lengths: np.ndarray, *, heads: int,
@@ -102,15 +117,17 @@ def window_attention(qkv: jax.Array, cos: jax.Array, sin: jax.Array, lengths: np
   if lengths.sum() != p or lengths.min() < 1 or lengths.max() > MAX_WINDOW:
     raise ValueError(f"window lengths must be in [1, {MAX_WINDOW}] and sum to P = {p}, got sum {lengths.sum()}, "
                      f"range [{lengths.min()}, {lengths.max()}]")
-  starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-  table = power_of_two(lengths.size)  # Triton refs with power-of-two sides
-  starts, padded_lengths = (np.pad(x, (0, table - x.size)) for x in (starts, lengths))
   block = power_of_two(lengths.max(), MIN_TILE)
-  kernel = functools.partial(_kernel, heads=heads, head_dim=head_dim, block=block, scale=scale)
+  starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+  in_bounds = p >= block  # then every window's tile of B rows lies inside the array: the last ones end at P
+  tiles = np.minimum(starts, p - block) if in_bounds else starts
+  table = power_of_two(lengths.size)  # Triton refs with power-of-two sides
+  tables = [jnp.asarray(np.pad(x, (0, table - x.size)), jnp.int32) for x in (tiles, starts - tiles, lengths)]
+  kernel = functools.partial(_kernel, heads=heads, head_dim=head_dim, block=block, scale=scale, in_bounds=in_bounds,
+                             full=bool(lengths.min() == block))
   return pl.pallas_call(
-      kernel, grid=(lengths.size, heads),
+      kernel, grid=(lengths.size,),
       out_shape=jax.ShapeDtypeStruct((p, heads * head_dim), qkv.dtype),
-      compiler_params=plt.CompilerParams(num_warps=4, num_stages=1),  # 4: best of 1-8 on an H200
+      compiler_params=plt.CompilerParams(num_warps=4, num_stages=2),  # best of 4/8 warps, 1-3 stages on an H200
       interpret=interpret,
-  )(jnp.asarray(starts, jnp.int32), jnp.asarray(padded_lengths, jnp.int32), qkv, cos.astype(jnp.float32),
-    sin.astype(jnp.float32))
+  )(*tables, qkv, cos.astype(jnp.float32), sin.astype(jnp.float32))
