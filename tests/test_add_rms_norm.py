@@ -61,3 +61,19 @@ def test_bad_input_is_a_clear_error():
     add_rms_norm(jnp.zeros((4, 32)), None, jnp.ones(16), 1e-6)
   with pytest.raises(ValueError, match="branch must match"):
     add_rms_norm(jnp.zeros((4, 32)), jnp.zeros((4, 32), jnp.bfloat16), jnp.ones(32), 1e-6)
+
+
+def test_the_tower_takes_the_kernel_only_where_it_applies():
+  from ottvid_jax.models.qwen2_5_vl.vision import _add_norm
+
+  def uses_kernel(kernels, width=32):
+    norm = layers.RMSNorm(width, 1e-6)
+    x = jnp.ones((4, width))
+    return "pallas_call" in str(jax.make_jaxpr(lambda a: _add_norm(norm, a, a, kernels))(x))
+
+  assert jax.default_backend() == "cpu" and not uses_kernel("auto")  # auto: half precision on a GPU only
+  assert uses_kernel("interpret") and uses_kernel("pallas")
+  assert not uses_kernel("xla")
+  assert not uses_kernel("interpret", width=24)  # rows that do not split into Triton tiles: XLA's ops
+  with pytest.raises(ValueError, match="kernels must be"):
+    uses_kernel("triton")

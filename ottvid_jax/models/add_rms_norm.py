@@ -7,7 +7,8 @@ recomputes the add) and the scale by the norm's weight (29 us, HF casts back to
 the activations' dtype before scaling, which XLA does not fuse into the
 normalisation) each read and write the [P, D] activations. One program per
 block of rows here reads ``x`` and the branch once and writes the sum and its
-normalised, scaled form.
+normalised, scaled form: 42 us in the tower (2.7 ms for its 64 norms, where
+XLA's kernels took 4.9 ms).
 
 The arithmetic is HF's ``Qwen2RMSNorm`` after a residual add in the
 activations' dtype: ``s = x + branch`` rounded to the dtype; the mean of
@@ -34,7 +35,8 @@ from ottvid_jax.pallas_blocks import MIN_TILE, power_of_two
 
 __all__ = ["ROW_ELEMENTS", "add_rms_norm", "supported"]
 
-ROW_ELEMENTS = 8192  # elements of one program's rows: R = 8 rows of 1280
+ROW_ELEMENTS = 8192  # a program's rows hold about this many elements: R = 8192 // 2048 = 4 rows of 1280 (2 to 16
+# rows measured the same on an H200)
 
 
 def supported(width: int) -> bool:

@@ -180,26 +180,23 @@ def _unsegmented(x: jax.Array, segments: Segments) -> jax.Array:
 KERNELS = ("auto", "pallas", "interpret", "xla")
 
 
-def _check_kernels(choice: str) -> None:
-  if choice not in KERNELS:
-    raise ValueError(f"kernels must be one of {KERNELS}, got {choice!r}")
+def _pallas(kernels: str, dtype) -> bool:
+  """Whether the tower's Pallas kernels run: ``auto`` on a GPU in half precision, ``pallas`` / ``interpret``
+  always (where their shapes allow), ``xla`` never."""
+  if kernels not in KERNELS:
+    raise ValueError(f"kernels must be one of {KERNELS}, got {kernels!r}")
+  return layers.half_precision_on_gpu(dtype) if kernels == "auto" else kernels != "xla"
 
 
-def _use_window_kernel(choice: str, segments: Segments, received: Optional[Segments], dtype) -> bool:
-  _check_kernels(choice)
+def _use_window_kernel(kernels: str, segments: Segments, received: Optional[Segments], dtype) -> bool:
   fits = received is None and segments.valid.sum(axis=1).max() <= window_attention.MAX_WINDOW
-  if choice == "auto":
-    return fits and layers.half_precision_on_gpu(dtype)
-  return fits and choice != "xla"
+  return _pallas(kernels, dtype) and bool(fits)
 
 
 def _add_norm(norm: layers.RMSNorm, x: jax.Array, branch: Optional[jax.Array], kernels: str):
-  """``(x + branch, norm(x + branch))``: one Pallas kernel where ``kernels`` allows it (``auto``: half
-  precision on a GPU), else XLA's ops (which leave the add, the normalisation and the scale as three kernels)."""
-  _check_kernels(kernels)
-  use = add_rms_norm.supported(x.shape[-1]) and (
-      layers.half_precision_on_gpu(x.dtype) if kernels == "auto" else kernels != "xla")
-  if use:
+  """``(x + branch, norm(x + branch))``: one Pallas kernel where :func:`_pallas` says so, else XLA's ops
+  (which leave the add, the normalisation and the scale as three kernels)."""
+  if _pallas(kernels, x.dtype) and add_rms_norm.supported(x.shape[-1]):
     return add_rms_norm.add_rms_norm(x, branch, norm.weight[...], norm.eps, interpret=kernels == "interpret")
   x = x if branch is None else x + branch
   return x, norm(x)
