@@ -63,7 +63,7 @@ def test_data_parallel_evaluation_equals_serial(tmp_path):
       serial = evaluation.evaluate(samples, make_answerer(folder, "ottvid", 0.25, 4, jnp.float32),
                                    os.path.join(folder, "serial.jsonl"))
       workers = make_answerer(folder, "ottvid", 0.25, 4, jnp.float32, devices=jax.local_devices())
-      assert len(workers) == 4
+      assert len(workers) == 2
       parallel = evaluation.evaluate(samples, workers, os.path.join(folder, "parallel.jsonl"))
       key = lambda r: r["id"]
       strip = lambda rs: sorted(({{k: v for k, v in r.items() if k not in ("seconds", "first_token_s")}}
@@ -71,7 +71,7 @@ def test_data_parallel_evaluation_equals_serial(tmp_path):
       assert len(parallel) == 6 and len({{r["id"] for r in parallel}}) == 6
       assert strip(serial) == strip(parallel), (strip(serial), strip(parallel))
       print("DP OK")
-  """)
+  """, count=2)  # two workers share the six questions as four would; each worker compiles its own programs
   assert "DP OK" in out
 
 
