@@ -26,6 +26,7 @@ from ottvid_jax.pallas_blocks import MIN_TILE, power_of_two
 
 __all__ = ["sinkhorn_potentials"]
 
+
 def _kernel(eps_ref, cost_ref, log_a_ref, log_b_ref, f_ref, g_ref, *, rows: int, cols: int, iterations: int):
   eps = eps_ref[0]
   cost = cost_ref[...]  # [R', C'], zero outside the problem

@@ -67,8 +67,9 @@ def _kernel(*refs, rows: int, total: int, width: int, eps: float, has_branch: bo
   def load(ref, cols):
     return plt.load(ref.at[block, cols], mask=ok, other=None if ok is None else 0.0)
 
+  chunks = _chunks(width)
   sums, squares = [], jnp.zeros((rows, 1), jnp.float32)
-  for offset, size in _chunks(width):
+  for offset, size in chunks:
     cols = pl.ds(offset, size)
     s = load(x_ref, cols)  # [R, chunk]
     if has_branch:
@@ -78,7 +79,7 @@ def _kernel(*refs, rows: int, total: int, width: int, eps: float, has_branch: bo
     sums.append(s)
     squares += jnp.sum(s * s, axis=1, keepdims=True)
   inverse = jax.lax.rsqrt(squares / width + eps)  # [R, 1]
-  for (offset, size), s in zip(_chunks(width), sums):
+  for (offset, size), s in zip(chunks, sums):
     weight = plt.load(weight_ref.at[pl.ds(offset, size)]).astype(jnp.float32)  # [chunk]
     normed = (s * inverse).astype(dtype).astype(jnp.float32) * weight[None, :]
     plt.store(out_ref.at[block, pl.ds(offset, size)], normed.astype(out_ref.dtype), mask=ok)
