@@ -118,15 +118,15 @@ def run_jax(args) -> dict:
   jax.block_until_ready(nnx.state(model))
   init_s = time.perf_counter() - start
   generator = generator_for(model)
-  # Decoding with XLA's attention ops instead of the fused kernel (decode_attention), and with --compare-decoding
+  # Decoding with XLA's ops instead of the fused kernels (attention, add + norm), and with --compare-decoding
   # also one step a call, kernel by kernel or in CUDA graphs (one or three more compiles a retention).
-  variants = {"decode_xla_attention_ms": Generator(model, decode_kernel="xla")}
+  variants = {"decode_xla_ms": Generator(model, kernels="xla")}
   if args.compare_decoding:
     variants.update({"decode_one_step_per_call_ms": Generator(model, steps_per_call=None),
                      "decode_one_step_graphs_ms": Generator(model, steps_per_call=None, step_graphs=True)})
   device = jax.devices()[0]
   out = {"device": getattr(device, "device_kind", str(device)), "jax": jax.__version__, "init_s": init_s,
-         "model": args.model, "decode_kernel": generator.decode_kernel, "rows": []}
+         "model": args.model, "kernels": generator.kernels, "rows": []}
   tower, tower_sal = generator.builder(tower_fn), generator.builder(tower_sal_fn)
   px = batch.pixel_values_videos
   out["vision_ms"] = 1e3 * median_s(lambda: jax.block_until_ready(tower(px)), args.repeats)
@@ -374,7 +374,7 @@ def report(jax_out: dict, torch_out: Optional[dict], memory_out: Optional[dict] 
                  f"{t['decode_step_ms']:.2f} (from end to end) | {t['ttft_ms']:.1f} | {t['end_to_end_ms']:.1f} | "
                  f"{t.get('peak_gib', float('nan')):.2f} |")
   for r in sorted(jax_out["rows"], key=lambda r: -r["retention"]):
-    other = [f"{r[k]:.2f} {name}" for k, name in (("decode_xla_attention_ms", "XLA's attention"),
+    other = [f"{r[k]:.2f} {name}" for k, name in (("decode_xla_ms", "XLA's ops"),
                                                  ("decode_one_step_per_call_ms", "one step a call"),
                                                  ("decode_one_step_graphs_ms", "one step a call in graphs"))
              if k in r]
