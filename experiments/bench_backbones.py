@@ -118,15 +118,15 @@ def run_jax(args) -> dict:
   jax.block_until_ready(nnx.state(model))
   init_s = time.perf_counter() - start
   generator = generator_for(model)
-  # Prefill and decoding with XLA's ops instead of the fused kernels (add + norm, attention), and with --compare-decoding
+  # Decoding with XLA's attention ops instead of the fused kernel (decode_attention), and with --compare-decoding
   # also one step a call, kernel by kernel or in CUDA graphs (one or three more compiles a retention).
-  variants = {"decode_xla_ms": Generator(model, kernels="xla")}
+  variants = {"decode_xla_attention_ms": Generator(model, decode_kernel="xla")}
   if args.compare_decoding:
     variants.update({"decode_one_step_per_call_ms": Generator(model, steps_per_call=None),
                      "decode_one_step_graphs_ms": Generator(model, steps_per_call=None, step_graphs=True)})
   device = jax.devices()[0]
   out = {"device": getattr(device, "device_kind", str(device)), "jax": jax.__version__, "init_s": init_s,
-         "model": args.model, "kernels": generator.kernels, "rows": []}
+         "model": args.model, "decode_kernel": generator.decode_kernel, "rows": []}
   tower, tower_sal = generator.builder(tower_fn), generator.builder(tower_sal_fn)
   px = batch.pixel_values_videos
   out["vision_ms"] = 1e3 * median_s(lambda: jax.block_until_ready(tower(px)), args.repeats)
@@ -137,8 +137,8 @@ def run_jax(args) -> dict:
     slots = generator.slots(plan.length, NEW_TOKENS)  # enough for every decoding variant
     mrope = positions.ndim == 3
 
-    def prefill_only(prefiller=generator):
-      jax.block_until_ready(prefiller.prefill(embeds, positions, mask, slots, True))
+    def prefill_only():
+      jax.block_until_ready(generator.prefill(embeds, positions, mask, slots, True))
 
     def ttft():
       (e, pos, m), _ = gen.llm_input(model, batch, compression)
@@ -179,7 +179,6 @@ def run_jax(args) -> dict:
            "end_to_end_ms": 1e3 * median_s(end_to_end, max(3, args.repeats // 3))}
     for name, decoder in variants.items():
       row[name] = 1e3 * statistics.median([decode_per_token(decoder) for _ in range(args.repeats + 1)][1:])
-    row["prefill_xla_ms"] = 1e3 * median_s(lambda: prefill_only(variants["decode_xla_ms"]), args.repeats)
     if args.compare_decoding:
       row["single_step_ms"] = 1e3 * median_s(one_step, 5 * args.repeats)
     stats = device.memory_stats() or {}
@@ -375,14 +374,12 @@ def report(jax_out: dict, torch_out: Optional[dict], memory_out: Optional[dict] 
                  f"{t['decode_step_ms']:.2f} (from end to end) | {t['ttft_ms']:.1f} | {t['end_to_end_ms']:.1f} | "
                  f"{t.get('peak_gib', float('nan')):.2f} |")
   for r in sorted(jax_out["rows"], key=lambda r: -r["retention"]):
-    other = [f"{r[k]:.2f} {name}" for k, name in (("decode_xla_ms", "XLA's ops"),
+    other = [f"{r[k]:.2f} {name}" for k, name in (("decode_xla_attention_ms", "XLA's attention"),
                                                  ("decode_one_step_per_call_ms", "one step a call"),
                                                  ("decode_one_step_graphs_ms", "one step a call in graphs"))
              if k in r]
-    prefill_xla = f" ({r['prefill_xla_ms']:.1f} XLA's ops)" if "prefill_xla_ms" in r else ""
     lines.append(f"| ottvid_jax, r = {r['retention']:.2f} | {r['llm_tokens']} | {jax_out['vision_ms']:.1f} "
-                 f"(+saliency {jax_out['vision_saliency_ms']:.1f}) | {r['prefill_ms']:.1f}"
-                 f"{prefill_xla} | "
+                 f"(+saliency {jax_out['vision_saliency_ms']:.1f}) | {r['prefill_ms']:.1f} | "
                  f"{r['decode_step_ms']:.2f}{' (' + '; '.join(other) + ')' if other else ''} | {r['ttft_ms']:.1f} | "
                  f"{r['end_to_end_ms']:.1f} | {steady.get(r['retention'], r['peak_gib']):.2f} |")
   base = next((r for r in jax_out["rows"] if r["retention"] == 1.0), None)

@@ -59,7 +59,7 @@ def run(device_counts, lengths, repeats: int, small: bool) -> dict:
   for n in sorted(device_counts):
     if n > 1:
       sharding.tensor_parallel(model, sharding.make_mesh(jax.devices()[:n]))
-    generator = Generator(model, kernels="xla")
+    generator = Generator(model, decode_kernel="xla")
     for length in lengths:
       rng = np.random.default_rng(length)
       embeds = jnp.asarray(rng.normal(size=(1, length, width)) * 0.02, jnp.bfloat16)

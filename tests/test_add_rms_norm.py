@@ -77,27 +77,3 @@ def test_the_tower_takes_the_kernel_only_where_it_applies():
   assert not uses_kernel("interpret", width=24)  # rows that do not split into Triton tiles: XLA's ops
   with pytest.raises(ValueError, match="kernels must be"):
     uses_kernel("triton")
-
-
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
-def test_decoder_with_the_fused_norms_matches_xla(dtype):
-  """A prefill through the shared Qwen2 decoder: each layer's two norms (and the final one) fused with the residual
-  adds before them give the hidden states of XLA's ops; the kernel runs 2 L + 1 times."""
-  from flax import nnx
-
-  from ottvid_jax.models.decoder import Decoder, DecoderConfig
-
-  config = DecoderConfig(vocab_size=50, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2)
-  decoder = Decoder(config, dtype=dtype, param_dtype=dtype, rngs=nnx.Rngs(0))
-  for layer in decoder.layers:  # weights other than one, so that a mix-up of norms would show
-    for norm in (layer.input_layernorm, layer.post_attention_layernorm):
-      norm.weight[...] = 1.0 + 0.5 * jax.random.normal(jax.random.key(len(norm.weight)), (64,), dtype)
-  embeds = jax.random.normal(jax.random.key(1), (2, 7, 64), dtype)
-  positions = jnp.broadcast_to(jnp.arange(7), (2, 7))
-  fused, _ = decoder(embeds, positions, None, kernels="interpret")
-  plain, _ = decoder(embeds, positions, None)
-  tol = 1e-6 if dtype == jnp.float32 else 2 ** -6  # bf16: at most a last-bit difference of values below 4
-  np.testing.assert_allclose(np.asarray(fused, np.float32), np.asarray(plain, np.float32), atol=tol, rtol=0)
-  jaxpr = str(jax.make_jaxpr(lambda e: decoder(e, positions, None, kernels="interpret")[0])(embeds))
-  assert jaxpr.count("pallas_call") == 2 * config.num_hidden_layers + 1

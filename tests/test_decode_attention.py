@@ -99,21 +99,21 @@ def test_generation_with_the_kernel_matches_xla():
   positions = jnp.broadcast_to(jnp.arange(length)[None, None], (3, 2, length))
   mask = jnp.ones((2, length), bool).at[1, :5].set(False)
   sampling = SamplingConfig(max_new_tokens=12)
-  with_xla, _ = Generator(model, kernels="xla").generate(embeds, positions, mask, sampling, [])
-  fused, _ = Generator(model, kernels="interpret").generate(embeds, positions, mask, sampling, [])
+  with_xla, _ = Generator(model, decode_kernel="xla").generate(embeds, positions, mask, sampling, [])
+  fused, _ = Generator(model, decode_kernel="interpret").generate(embeds, positions, mask, sampling, [])
   assert with_xla.shape == (2, 12)
   np.testing.assert_array_equal(fused, with_xla)
 
 
 def test_kernel_choice():
   model = _tiny_bf16_model()
-  assert Generator(model).kernels == "xla"  # "auto" on a CPU
-  assert Generator(model, kernels="interpret").kernels == "interpret"
+  assert Generator(model).decode_kernel == "xla"  # "auto" on a CPU
+  assert Generator(model, decode_kernel="interpret").decode_kernel == "interpret"
   with pytest.raises(ValueError, match="one GPU"):
-    Generator(model, kernels="pallas")  # a CPU: the Triton kernel cannot run here
-  with pytest.raises(ValueError, match="kernels"):
-    Generator(model, kernels="cuda")
+    Generator(model, decode_kernel="pallas")  # a CPU: the Triton kernel cannot run here
+  with pytest.raises(ValueError, match="decode_kernel"):
+    Generator(model, decode_kernel="cuda")
   float32 = Qwen2_5_VL(model.config, dtype=jnp.float32, param_dtype=jnp.float32, rngs=nnx.Rngs(0))
-  assert Generator(float32).kernels == "xla"
+  assert Generator(float32).decode_kernel == "xla"
   with pytest.raises(ValueError, match="half-precision"):
-    Generator(float32, kernels="interpret")
+    Generator(float32, decode_kernel="interpret")

@@ -108,20 +108,20 @@ class Attention(nnx.Module):
     self.o_proj = layers.linear(n * hd, d, bias=False, **kw)
     self.heads, self.kv_heads, self.head_dim = n, kv, hd
 
-  def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=0, kernels: Optional[str] = None):
-    """``x``: the normalised ``[B, T, D]`` input. ``mask``: ``[B, 1, T, T]`` (or None: plain causal) when
-    ``cache_index`` is the Python int 0 (a prefill: attention over the new tokens only), else ``[B, 1, T, S]``
-    over the cache slots (decoding). ``kernels``: ``"pallas"`` (``"interpret"`` on a CPU) runs a decoding
-    step's rotary, cache write and attention as one :func:`decode_attention.decode_attention`; None: XLA's
-    ops."""
+  def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=0, kernel: Optional[str] = None):
+    """``mask``: ``[B, 1, T, T]`` (or None: plain causal) when ``cache_index`` is the
+    Python int 0 (a prefill: attention over the new tokens only), else
+    ``[B, 1, T, S]`` over the cache slots (decoding). ``kernel``: a decoding
+    step's rotary, cache write and attention as one :func:`decode_attention.decode_attention`
+    (``"pallas"``, or ``"interpret"`` on a CPU), or None: XLA's ops."""
     b, t, _ = x.shape
     qkv = self.qkv_proj(x).reshape(b, t, self.heads + 2 * self.kv_heads, self.head_dim)
     prefill = isinstance(cache_index, int) and cache_index == 0
-    if kernels is not None and not prefill and cache_kv is not None:  # rotary, cache write and attention fused
+    if kernel is not None and not prefill and cache_kv is not None:  # rotary, cache write and attention fused
       valid = jnp.broadcast_to(mask, (b, 1, t, cache_kv[0].shape[1]))[:, 0, 0]  # [B, S]
       out, *cache_kv = decode_attention.decode_attention(qkv, cos, sin, *cache_kv, cache_index, valid,
                                                          self.head_dim ** -0.5, self.heads,
-                                                         interpret=kernels == "interpret")
+                                                         interpret=kernel == "interpret")
       return self.o_proj(out.reshape(b, t, -1)), tuple(cache_kv)
     q = qkv[:, :, :self.heads]  # [B, T, N, H]
     k = qkv[:, :, self.heads:self.heads + self.kv_heads]  # [B, T, K, H]
@@ -148,14 +148,10 @@ class DecoderLayer(nnx.Module):
     self.mlp = layers.MLP(config.hidden_size, config.intermediate_size, bias=False, dtype=dtype,
                           param_dtype=param_dtype, rngs=rngs, token_chunk=MLP_TOKEN_CHUNK)
 
-  def __call__(self, x, pending, cos, sin, mask, cache_kv=None, cache_index=0, kernels: Optional[str] = None):
-    """``x``: the ``[B, T, D]`` residual stream before the previous layer's MLP output ``pending`` is added
-    (None for the first layer). Returns ``(x, this layer's MLP output, cache_kv)``: the next layer's first
-    norm adds the two, in one pass with ``kernels`` (see :meth:`layers.RMSNorm.add_and_norm`)."""
-    x, h = self.input_layernorm.add_and_norm(x, pending, kernels)
-    h, cache_kv = self.self_attn(h, cos, sin, mask, cache_kv, cache_index, kernels)
-    x, h = self.post_attention_layernorm.add_and_norm(x, h, kernels)
-    return x, self.mlp(h), cache_kv
+  def __call__(self, x, cos, sin, mask, cache_kv=None, cache_index=0, kernel: Optional[str] = None):
+    h, cache_kv = self.self_attn(self.input_layernorm(x), cos, sin, mask, cache_kv, cache_index, kernel)
+    x = x + h
+    return x + self.mlp(self.post_attention_layernorm(x)), cache_kv
 
 
 class Decoder(nnx.Module):
@@ -176,7 +172,7 @@ class Decoder(nnx.Module):
       attention_mask: Optional[jax.Array],
       cache: Optional[KVCache] = None,
       cache_index: jax.Array | int = 0,
-      kernels: Optional[str] = None,
+      decode_kernel: Optional[str] = None,
   ) -> tuple[jax.Array, Optional[KVCache]]:
     """Runs the decoder on input embeddings.
 
@@ -191,11 +187,9 @@ class Decoder(nnx.Module):
         ``cache_index``; decoding attends over slots ``<= cache_index + i``.
       cache_index: 0 (a Python int) for a prefill, else the traced slot of
         the first new token.
-      kernels: ``"pallas"`` runs each residual add with the norm after it as one
-        fused kernel (:mod:`add_rms_norm`) and, decoding, each layer's rotary,
-        cache write and attention as another (:mod:`decode_attention`), on a
-        GPU; ``"interpret"`` the same kernels in Pallas' interpreter; None:
-        XLA's ops.
+      decode_kernel: decoding one token a row: ``"pallas"`` runs each layer's
+        rotary, cache write and attention as one fused kernel (GPU), ``"interpret"``
+        the same kernel in Pallas' interpreter; None: XLA's ops.
 
     Returns:
       ``([B, T, D]`` final hidden states, the updated cache or None).
@@ -211,15 +205,15 @@ class Decoder(nnx.Module):
       mask = causal[None, None]
       if attention_mask is not None:
         mask = mask & attention_mask.astype(bool)[:, None, None, :]  # [B, 1, T, T or S]
-    x, pending = embeds, None
+    x = embeds
     new_k, new_v = [], []
     for i, layer in enumerate(self.layers):
       kv = None if cache is None else (cache.k[i], cache.v[i])
-      x, pending, kv = layer(x, pending, cos, sin, mask, kv, cache_index, kernels)
+      x, kv = layer(x, cos, sin, mask, kv, cache_index, decode_kernel)
       if cache is not None:
         new_k.append(kv[0])
         new_v.append(kv[1])
-    x = self.norm.add_and_norm(x, pending, kernels)[1]
+    x = self.norm(x)
     if cache is not None:
       cache = KVCache(tuple(new_k), tuple(new_v))
     return x, cache

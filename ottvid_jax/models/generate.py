@@ -66,35 +66,34 @@ def _merge(graphdef, treedef, leaves) -> nnx.Module:
   return nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))
 
 
-def _prefill(merge, kernels, leaves, embeds, positions, mask, slots: int, dense: bool):
-  """The prompt through the decoder into a fresh cache; ``kernels``: the decoder's."""
+def _prefill(merge, leaves, embeds, positions, mask, slots: int, dense: bool):
   model = merge(leaves)
   b, s, _ = embeds.shape
   cache = KVCache.zeros(model.language_model.config, b, slots, embeds.dtype)
   kv_mask = jnp.ones((b, slots), bool).at[:, :s].set(mask)  # slots after the prefill: masked by causality
-  hidden, cache = model.language_model(embeds, positions, None if dense else mask, cache, 0, kernels=kernels)
+  hidden, cache = model.language_model(embeds, positions, None if dense else mask, cache, 0)
   logits = model.logits(hidden[:, -1])  # [B, V]: rows are left-padded, the last slot is real
   top = positions if positions.ndim == 2 else jnp.max(positions, axis=0)  # [B, S']
   delta = jnp.max(jnp.where(mask, top, -1), axis=-1) + 1 - s  # [B]: position = slot + delta
   return logits, cache, kv_mask, delta
 
 
-def _step(merge, kernels, leaves, cache, kv_mask, token, index, delta, finished, key, eos, mrope: bool,
+def _step(merge, kernel, leaves, cache, kv_mask, token, index, delta, finished, key, eos, mrope: bool,
           temperature: float, top_p: float):
   """One decode step, sampling and end-of-sequence bookkeeping included (no host work between steps);
-  ``kernels``: the decoder's."""
+  ``kernel``: the decoder's ``decode_kernel``."""
   model = merge(leaves)
   position = (index + delta)[:, None]  # [B, 1]
   positions = jnp.broadcast_to(position[None], (3,) + position.shape) if mrope else position
   embeds = model.language_model.embed_tokens(token[:, None])  # [B, 1, D]
-  hidden, cache = model.language_model(embeds, positions, kv_mask, cache, index, kernels=kernels)
+  hidden, cache = model.language_model(embeds, positions, kv_mask, cache, index, decode_kernel=kernel)
   key, sub = jax.random.split(key)
   new = sample(model.logits(hidden[:, 0]), sub, temperature, top_p)
   new = jnp.where(finished, token, new)  # finished rows keep repeating their EOS
   return new, cache, finished | jnp.isin(new, eos), key, index + 1
 
 
-def _steps(merge, kernels, leaves, cache, kv_mask, token, index, delta, finished, key, eos, steps: int, mrope: bool,
+def _steps(merge, kernel, leaves, cache, kv_mask, token, index, delta, finished, key, eos, steps: int, mrope: bool,
            temperature: float, top_p: float):
   """``steps`` decode steps as one ``fori_loop`` (a loop of known trip count: XLA queues every iteration
   without a round trip to the host). Returns the carried state and the new tokens ``[B, steps]`` with
@@ -102,7 +101,7 @@ def _steps(merge, kernels, leaves, cache, kv_mask, token, index, delta, finished
 
   def body(i, carry):
     cache, token, index, finished, key, out, done = carry
-    token, cache, finished, key, index = _step(merge, kernels, leaves, cache, kv_mask, token, index, delta, finished,
+    token, cache, finished, key, index = _step(merge, kernel, leaves, cache, kv_mask, token, index, delta, finished,
                                                key, eos, mrope, temperature, top_p)
     return cache, token, index, finished, key, out.at[:, i].set(token), done.at[i].set(finished.all())
 
@@ -148,7 +147,7 @@ class Generator:
   """
 
   def __init__(self, model: nnx.Module, step_graphs: bool = False, steps_per_call: int | None = 8,
-               kernels: str = "auto"):
+               decode_kernel: str = "auto"):
     """Args:
       model: a backbone.
       step_graphs: one step a call only: let XLA capture the step in CUDA graphs. Off by default, as
@@ -160,19 +159,18 @@ class Generator:
         runs as one CUDA graph with fixed buffers; the host looks at the end-of-sequence flags
         between calls, so up to this many steps run past the end), or None: one step a call.
         On an H100 with a 7B model: 5.9-6.4 ms a token with 8, 7.1-8.1 ms one step a call.
-      kernels: the decoder's Pallas kernels (:class:`~ottvid_jax.models.decoder.Decoder`): ``"pallas"`` (each residual add
-        with its norm, in the prefill and when decoding, and each decoding layer's rotary, cache write and
-        attention, :mod:`decode_attention`, as fused kernels), ``"xla"`` (XLA's ops), ``"interpret"`` (the
-        kernels in Pallas' interpreter, for CPU tests) or ``"auto"``: the kernels on a single GPU for a
-        half-precision model whose shapes they support, else XLA's.
+      decode_kernel: each layer's rotary, cache write and attention when decoding: ``"pallas"`` (one fused
+        kernel, :mod:`decode_attention`), ``"xla"`` (XLA's ops), ``"interpret"`` (the kernel in
+        Pallas' interpreter, for CPU tests) or ``"auto"``: the kernel on a single GPU for a
+        half-precision model whose shapes it supports, else XLA's.
     """
     graphdef, state = nnx.split(model)
     self.leaves, treedef = jax.tree.flatten(state)
     self.merge = functools.partial(_merge, graphdef, treedef)
     self.config = model.language_model.config
-    self.kernels = self._resolve_kernels(kernels, model)
-    kernel = None if self.kernels == "xla" else self.kernels
-    self._prefill = jax.jit(functools.partial(_prefill, self.merge, kernel), static_argnames=("slots", "dense"))
+    self.decode_kernel = self._resolve_kernel(decode_kernel, model)
+    kernel = None if self.decode_kernel == "xla" else self.decode_kernel
+    self._prefill = jax.jit(functools.partial(_prefill, self.merge), static_argnames=("slots", "dense"))
     self._step = jax.jit(functools.partial(_step, self.merge, kernel), static_argnames=("mrope", "temperature", "top_p"),
                          donate_argnums=(1,), compiler_options=None if step_graphs else _NO_GRAPHS)
     self.steps_per_call = steps_per_call
@@ -182,9 +180,9 @@ class Generator:
     self._builders: dict = {}
     self._model = weakref.ref(model)  # for builders over one part (the generator is kept per model, weakly)
 
-  def _resolve_kernels(self, choice: str, model: nnx.Module) -> str:
+  def _resolve_kernel(self, choice: str, model: nnx.Module) -> str:
     if choice not in ("auto", "pallas", "xla", "interpret"):
-      raise ValueError(f"kernels must be 'auto', 'pallas', 'xla' or 'interpret', got {choice!r}")
+      raise ValueError(f"decode_kernel must be 'auto', 'pallas', 'xla' or 'interpret', got {choice!r}")
     cfg = self.config
     fits = decode_attention.supported(model.language_model.embed_tokens.embedding.dtype, cfg.num_attention_heads,
                                       cfg.num_key_value_heads, cfg.head_size)
@@ -193,10 +191,10 @@ class Generator:
     if choice == "auto":
       return "pallas" if fits and one_gpu else "xla"
     if choice in ("pallas", "interpret") and not fits:
-      raise ValueError(f"kernels={choice!r} needs half-precision weights, at most {decode_attention.GROUP_ROWS} "
+      raise ValueError(f"decode_kernel={choice!r} needs half-precision weights, at most {decode_attention.GROUP_ROWS} "
                        "query heads a key/value head and a power-of-two head dim")
     if choice == "pallas" and not one_gpu:
-      raise ValueError("kernels='pallas' needs the model on one GPU (sharded or elsewhere: 'xla'; on a CPU, "
+      raise ValueError("decode_kernel='pallas' needs the model on one GPU (sharded or elsewhere: 'xla'; on a CPU, "
                        "'interpret' runs the kernel in Pallas' interpreter)")
     return choice
 

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-
-from ottvid_jax.models import add_rms_norm
 
 __all__ = ["MLP", "PAD_MULTIPLE", "RMSNorm", "apply_rotary", "attention", "half_precision_on_gpu", "linear", "padded",
            "rotate_half"]
@@ -39,19 +35,6 @@ class RMSNorm(nnx.Module):
     x32 = x.astype(jnp.float32)
     x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
     return self.weight[...] * x32.astype(x.dtype)
-
-  def add_and_norm(self, x: jax.Array, branch: Optional[jax.Array], kernel: Optional[str] = None):
-    """``(s, self(s))`` with ``s = x + branch`` (``x`` when ``branch`` is None).
-
-    ``kernel``: ``"pallas"`` (``"interpret"`` on a CPU) makes the add and the
-    norm one :func:`add_rms_norm.add_rms_norm` pass where the width allows it;
-    None: XLA's ops, which leave the add, the normalisation and the scale as
-    up to three kernels.
-    """
-    if kernel is not None and add_rms_norm.supported(x.shape[-1]):
-      return add_rms_norm.add_rms_norm(x, branch, self.weight[...], self.eps, interpret=kernel == "interpret")
-    x = x if branch is None else x + branch
-    return x, self(x)
 
 
 class MLP(nnx.Module):

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ottvid_jax.models import layers
+from ottvid_jax.models import add_rms_norm, layers
 from ottvid_jax.models.qwen2_5_vl import window_attention
 from ottvid_jax.models.received_attention import received_attention
 
@@ -194,9 +194,12 @@ def _use_window_kernel(kernels: str, segments: Segments, received: Optional[Segm
 
 
 def _add_norm(norm: layers.RMSNorm, x: jax.Array, branch: Optional[jax.Array], kernels: str):
-  """``(x + branch, norm(x + branch))``: one Pallas kernel where :func:`_pallas` says so, else XLA's ops."""
-  return norm.add_and_norm(x, branch, (kernels if kernels == "interpret" else "pallas") if _pallas(kernels, x.dtype)
-                           else None)
+  """``(x + branch, norm(x + branch))``: one Pallas kernel where :func:`_pallas` says so, else XLA's ops
+  (which leave the add, the normalisation and the scale as three kernels)."""
+  if _pallas(kernels, x.dtype) and add_rms_norm.supported(x.shape[-1]):
+    return add_rms_norm.add_rms_norm(x, branch, norm.weight[...], norm.eps, interpret=kernels == "interpret")
+  x = x if branch is None else x + branch
+  return x, norm(x)
 
 
 class VisionBlock(nnx.Module):
