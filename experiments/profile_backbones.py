@@ -64,6 +64,22 @@ def _busy_us(kernels) -> float:
   return total
 
 
+def _gaps(kernels, calls: int, top: int = 6) -> dict:
+  """Where the GPU idles inside a call: the idle time between kernels (the busy intervals' union) that is not the
+  host's pause between calls (the ``calls - 1`` longest gaps), a call's share of it, and the ``top`` longest with the
+  kernels before and after them."""
+  spans, end, last = [], -1.0, None
+  for name, start, dur in sorted(kernels, key=lambda k: k[1]):
+    if end >= 0 and start > end:
+      spans.append((start - end, last, name))
+    if start + dur > end:
+      end, last = start + dur, name
+  spans.sort(key=lambda g: -g[0])
+  inside = spans[calls - 1:]
+  return {"idle_ms": sum(g[0] for g in inside) / calls / 1e3,
+          "longest_gaps": [(round(us, 1), _group(before), _group(after)) for us, before, after in inside[:top]]}
+
+
 def _group(name: str) -> str:
   return re.sub(r"([._]\d+)+$", "", name)[:90]
 
@@ -95,10 +111,12 @@ def profile(name: str, fn, calls: int, out_dir, memory) -> dict:
   row = {"phase": name, "wall_ms": 1e3 * float(np.median(walls)), "busy_ms": _busy_us(kernels) / calls / 1e3,
          "kernels": len(kernels) / calls, "categories_ms": {c: us / 1e3 for c, us in categories.items()},
          "top": [(g, n / calls, us / calls) for g, (n, us) in sorted(groups.items(), key=lambda kv: -kv[1][1])[:18]],
-         **memory()}
+         **_gaps(kernels, calls), **memory()}
   print(f"\n## {name}: wall {row['wall_ms']:.2f} ms a call, GPU busy {row['busy_ms']:.2f} ms, "
         f"{row['kernels']:.0f} kernels, peak so far {row['peak_gib']:.2f} GiB")
   print("   by category (ms): " + ", ".join(f"{c} {ms:.2f}" for c, ms in row["categories_ms"].items()))
+  print(f"   idle between kernels: {row['idle_ms']:.2f} ms a call; longest (us, after, before): "
+        + "; ".join(f"{us} {a} -> {b}" for us, a, b in row["longest_gaps"]))
   print("   | kernel | launches a call | us a call | us a launch |")
   for g, n, us in row["top"]:
     print(f"   | {g} | {n:.0f} | {us:.0f} | {us / max(n, 1):.1f} |")
