@@ -61,8 +61,9 @@ def prepare_prefill(model: Qwen2_5_VL, batch: VideoBatch, compression: Optional[
   """Host work before the prefill: positions and the sequence plan, sent to the device.
 
   Returns:
-    ``(args, grid, plan)``: ``args`` are ``(input_ids, positions, text_source,
-    video_source, run_start, compression)`` for :meth:`Qwen2_5_VL.assemble_inputs`.
+    ``(args, plan)``: ``args`` are ``(input_ids, positions, text_source,
+    video_source, run_start, compression)`` for :meth:`Qwen2_5_VL.assemble_inputs`,
+    ``plan`` the :func:`plan_sequence` result.
   """
   config = model.config
   grid = static_grid(batch.video_grid_thw)
@@ -73,7 +74,7 @@ def prepare_prefill(model: Qwen2_5_VL, batch: VideoBatch, compression: Optional[
   plan = plan_sequence(is_video, batch.attention_mask, model.video_slots(grid, compression), tokens)
   ids, positions, text, video, run_start = jax.device_put(
       (np.asarray(batch.input_ids, np.int32), positions, plan.text, plan.video, plan.run_start))  # one transfer call
-  return (ids, positions, text, video, run_start, compression), grid, plan
+  return (ids, positions, text, video, run_start, compression), plan
 
 
 def llm_input(model: Qwen2_5_VL, batch: VideoBatch, compression: Optional[peers.Compression] = None):
@@ -90,7 +91,7 @@ def llm_input(model: Qwen2_5_VL, batch: VideoBatch, compression: Optional[peers.
   pixels = batch.pixel_values_videos
   video, saliency = generator.builder(_tower, ("grid", "saliency"), part="visual")(
       pixels if isinstance(pixels, jax.Array) else jnp.asarray(pixels), grid=grid, saliency=compression is not None)
-  args, _, plan = prepare_prefill(model, batch, compression)
+  args, plan = prepare_prefill(model, batch, compression)
   return generator.builder(_assemble, ("grid",))(video, saliency, *args, grid=grid), plan
 
 
