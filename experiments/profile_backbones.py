@@ -6,9 +6,9 @@ The benchmark's setting (``bench_backbones.py``: random bf16 7B weights, its inp
 (vision tower, vision + OTT-Vid + assembly, LLM prefill, time to first token, one decoding program of
 ``steps_per_call`` steps) jitted on its own, warmed up,
 then traced for ``--calls`` calls. For each phase it prints the wall time a call, the GPU's busy time
-(the union of kernel intervals), its idle time between kernels and the longest such gaps, the kernels launched, the temporary memory XLA reserves
-(``memory_analysis``), the allocator's peak so far, and the kernels that take the time, grouped by
-name with their numeric suffixes removed. ``--out`` also keeps each phase's Perfetto trace.
+(the union of kernel intervals), its idle time between kernels and the longest such gaps, the kernels
+launched, the temporary memory XLA reserves (``memory_analysis``), the allocator's peak so far, and the
+kernels that take the time, grouped by name with their numeric suffixes removed. ``--out`` also keeps each phase's Perfetto trace.
 """
 
 from __future__ import annotations
