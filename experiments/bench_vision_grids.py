@@ -54,8 +54,8 @@ def main() -> None:
     for kernels in ("auto", "xla"):
       tower.kernels = kernels
       graphdef, state = nnx.split(tower)
-      fn = jax.jit(lambda s, p, g=graphdef: nnx.merge(g, s)(p, (grid,), saliency=False)[0])
-      times[kernels] = median_ms(lambda: jax.block_until_ready(fn(state, pixels)), args.repeats)
+      fn = jax.jit(lambda s, p, g=graphdef, grid=grid: nnx.merge(g, s)(p, (grid,), saliency=False)[0])
+      times[kernels] = median_ms(lambda f=fn, s=state, p=pixels: jax.block_until_ready(f(s, p)), args.repeats)
       tokens[kernels] = fn(state, pixels).astype(jnp.float32)
     diff = jnp.abs(tokens["auto"] - tokens["xla"])
     print(f"| {text} | {grid[1] * 14} x {grid[2] * 14} | {pixels.shape[0]} | {times['auto']:.2f} | "
