@@ -8,7 +8,8 @@ The benchmark's setting (``bench_backbones.py``: random bf16 7B weights, its inp
 then traced for ``--calls`` calls. For each phase it prints the wall time a call, the GPU's busy time
 (the union of kernel intervals), its idle time between kernels and the longest such gaps, the kernels
 launched, the temporary memory XLA reserves (``memory_analysis``), the allocator's peak so far, and the
-kernels that take the time, grouped by name with their numeric suffixes removed. ``--out`` also keeps each phase's Perfetto trace.
+kernels that take the time, grouped by name with their numeric suffixes removed. ``--out`` also keeps each
+phase's Perfetto trace.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def profile(name: str, fn, calls: int, out_dir, memory) -> dict:
   print(f"\n## {name}: wall {row['wall_ms']:.2f} ms a call, GPU busy {row['busy_ms']:.2f} ms, "
         f"{row['kernels']:.0f} kernels, peak so far {row['peak_gib']:.2f} GiB")
   print("   by category (ms): " + ", ".join(f"{c} {ms:.2f}" for c, ms in row["categories_ms"].items()))
-  print(f"   idle between kernels: {row['idle_ms']:.2f} ms a call; longest (us, after, before): "
+  print(f"   idle between kernels: {row['idle_ms']:.2f} ms a call; longest (us: kernel before -> kernel after): "
         + "; ".join(f"{us} {a} -> {b}" for us, a, b in row["longest_gaps"]))
   print("   | kernel | launches a call | us a call | us a launch |")
   for g, n, us in row["top"]:
