@@ -12,21 +12,13 @@ merged tokens of the two paths compared. Grids whose sides are not multiples of 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import os
+import sys
 
 import numpy as np
 
-
-def median_ms(fn, repeats: int) -> float:
-  fn()
-  fn()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return 1e3 * statistics.median(times)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script from anywhere
+from experiments.bench_backbones import median_s
 
 
 def main() -> None:
@@ -55,7 +47,7 @@ def main() -> None:
       tower.kernels = kernels
       graphdef, state = nnx.split(tower)
       fn = jax.jit(lambda s, p, g=graphdef, grid=grid: nnx.merge(g, s)(p, (grid,), saliency=False)[0])
-      times[kernels] = median_ms(lambda f=fn, s=state, p=pixels: jax.block_until_ready(f(s, p)), args.repeats)
+      times[kernels] = 1e3 * median_s(lambda f=fn, s=state, p=pixels: jax.block_until_ready(f(s, p)), args.repeats)
       tokens[kernels] = fn(state, pixels).astype(jnp.float32)
     diff = jnp.abs(tokens["auto"] - tokens["xla"])
     print(f"| {text} | {grid[1] * 14} x {grid[2] * 14} | {pixels.shape[0]} | {times['auto']:.2f} | "
