@@ -7,11 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from flax import nnx
 
 import ottvid_jax as ov
 from ottvid_jax import models
 from ottvid_jax.models.generate import Generator, SamplingConfig
-from ottvid_jax.models.qwen2_5_vl import Qwen2_5_VL, Qwen2_5_VLConfig, rope_index, vision_layout
+from ottvid_jax.models.qwen2_5_vl import Qwen2_5_VL, Qwen2_5_VLConfig, rope_index, vision, vision_layout
 from ottvid_jax.models.qwen2_5_vl.generation import VideoBatch, generate, llm_input
 from tests import hf_tiny
 
@@ -64,6 +65,26 @@ def test_vision_tower_parity_with_the_fused_kernels(tiny):
   np.testing.assert_allclose(got, ref, atol=1e-5)
 
 
+def test_tower_as_two_programs(tiny):
+  """``llm_input``'s tower (patch embedding + first block, then the rest, each program with its own parameters)
+  equals the one-call tower, saliency included."""
+  from ottvid_jax.models.generate import generator_for
+  from ottvid_jax.models.qwen2_5_vl import generation
+
+  _, _, ours = tiny
+  grid = ((2, 10, 12), (1, 4, 6))
+  pixels = jnp.asarray(np.random.default_rng(3).normal(size=(sum(t * h * w for t, h, w in grid), 1176)), jnp.float32)
+  want, want_saliency = ours.visual(pixels, grid, saliency=True)
+  got, saliency = generation.video_features(ours, pixels, grid, saliency=True)
+  np.testing.assert_allclose(got, want, atol=1e-6)
+  np.testing.assert_allclose(saliency, want_saliency, atol=1e-7)
+  assert generation.video_features(ours, pixels, grid, saliency=False)[1] is None
+  block = len(jax.tree.leaves(nnx.state(ours.visual.blocks[0])))
+  sizes = {fn.__name__: len(leaves) for (fn, _), (_, leaves) in generator_for(ours)._builders.items()}  # noqa: SLF001
+  embed, merger = (len(jax.tree.leaves(nnx.state(m))) for m in (ours.visual.patch_embed, ours.visual.merger))
+  assert sizes["_tower_head"] == embed + block and sizes["_tower_rest"] == block + merger
+
+
 def test_saliency_is_last_block_received_attention(tiny):
   """Recomputed from HF's own modules: softmax attention per temporal grid, mean over heads and queries."""
   from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import apply_rotary_pos_emb_vision
@@ -85,7 +106,7 @@ def test_saliency_is_last_block_received_attention(tiny):
   with torch.no_grad():
     x = block.norm1(captured["x"])
     qkv = block.attn.qkv(x).reshape(96, 3, 2, 16).permute(1, 0, 2, 3)
-    cos, sin = ours.visual.rotary(layout.positions)
+    cos, sin = vision.rotary(ours.config.vision, layout.positions)
     cos = torch.as_tensor(np.asarray(cos)[order])
     sin = torch.as_tensor(np.asarray(sin)[order])
     q, k = apply_rotary_pos_emb_vision(qkv[0], qkv[1], cos, sin)
@@ -278,9 +299,7 @@ def test_compression_at_prefill(tiny):
 
 def test_shapes_of_the_7b_model():
   cfg = Qwen2_5_VLConfig.qwen2_5_vl_7b()
-  model = jax.eval_shape(lambda: Qwen2_5_VL(cfg, dtype=jnp.bfloat16, param_dtype=jnp.bfloat16,
-                                            rngs=__import__("flax").nnx.Rngs(0)))
-  from flax import nnx
+  model = jax.eval_shape(lambda: Qwen2_5_VL(cfg, dtype=jnp.bfloat16, param_dtype=jnp.bfloat16, rngs=nnx.Rngs(0)))
   params = sum(x.size for x in jax.tree_util.tree_leaves(nnx.state(model)))
   assert 8.28e9 < params < 8.30e9  # Qwen2.5-VL-7B-Instruct has 8.29 B parameters
   grid = ((16, 32, 32),)  # 32 frames at 448 x 448: 16384 patches, 4096 video tokens

@@ -27,7 +27,8 @@ from ottvid_jax.models import add_rms_norm, layers
 from ottvid_jax.models.qwen2_5_vl import window_attention
 from ottvid_jax.models.received_attention import received_attention
 
-__all__ = ["VisionConfig", "VisionLayout", "VisionTower", "vision_layout"]
+__all__ = ["VisionConfig", "VisionLayout", "VisionTower", "embed_patches", "layout_of", "merge_units", "rotary", "run_blocks",
+           "vision_layout"]
 
 GridTHW = tuple[tuple[int, int, int], ...]
 
@@ -273,8 +274,79 @@ class PatchMerger(nnx.Module):
     return self.mlp[1](jax.nn.gelu(self.mlp[0](x), approximate=False))
 
 
+def rotary(config: VisionConfig, positions: np.ndarray) -> tuple[jax.Array, jax.Array]:
+  """The 2-D rotary tables ``(cos, sin)``, each ``[P, H]`` float32, of patches at ``positions [P, 2]``."""
+  hd = config.head_dim
+  inv_freq = 1.0 / (config.rope_theta ** (np.arange(0, hd // 2, 2, dtype=np.float32) / (hd // 2)))
+  angles = (positions[..., None].astype(np.float32) * inv_freq).reshape(positions.shape[0], -1)  # [P, H/2]
+  angles = jnp.asarray(np.concatenate([angles, angles], axis=-1))  # [P, H]
+  return jnp.cos(angles), jnp.sin(angles)
+
+
+def layout_of(config: VisionConfig, grid_thw: GridTHW) -> VisionLayout:
+  """:func:`vision_layout` of ``grid_thw`` (any int-like values) for ``config``."""
+  return vision_layout(tuple(tuple(int(v) for v in g) for g in grid_thw), config.spatial_merge_size,
+                       config.window_size, config.patch_size)
+
+
+def _window_order(config: VisionConfig, layout: VisionLayout) -> np.ndarray:
+  """``int[P]``: the processor-order index of each patch in window order."""
+  unit = config.spatial_merge_size ** 2
+  return (layout.window_index[:, None] * unit + np.arange(unit)).reshape(-1)
+
+
+def embed_patches(patch_embed: PatchEmbed, pixels: jax.Array, config: VisionConfig,
+                  layout: VisionLayout) -> jax.Array:
+  """Patches ``[P, 1176]`` in the processor's order to embeddings ``[P, D]`` in window order."""
+  return patch_embed(pixels)[jnp.asarray(_window_order(config, layout))]
+
+
+def run_blocks(blocks, first: int, x: jax.Array, pending: Optional[jax.Array], config: VisionConfig,
+               layout: VisionLayout, *, saliency: bool, kernels: str):
+  """Blocks ``first, first + 1, ...`` of the tower (``blocks`` are those modules).
+
+  Args:
+    blocks: a sequence of :class:`VisionBlock`, the tower's blocks from ``first`` on.
+    first: the index of ``blocks[0]`` in the tower (it decides which blocks
+      attend over whole temporal grids).
+    x, pending: ``[P, D]`` in window order: the previous block's output
+      without its MLP branch, and that branch (None before the first block).
+    config, layout: the tower's config and the call's :class:`VisionLayout`.
+    saliency: return the received attention of the tower's last block (when
+      it is among ``blocks``).
+    kernels: :data:`KERNELS`.
+
+  Returns:
+    ``(x, pending, received [P] or None)``, in window order.
+  """
+  cos, sin = rotary(config, layout.positions)
+  order = _window_order(config, layout)
+  cos, sin = cos[order], sin[order]
+  received = None
+  for i, block in enumerate(blocks, start=first):
+    segments = layout.grids if i in config.fullatt_block_indexes else layout.windows
+    last = saliency and i == config.depth - 1
+    x, pending, received = block(x, pending, cos, sin, segments, layout.grids if last else None, kernels)
+  return x, pending, received
+
+
+def merge_units(merger: PatchMerger, x: jax.Array, pending: Optional[jax.Array], received: Optional[jax.Array],
+                config: VisionConfig, layout: VisionLayout, kernels: str):
+  """The last block's output (window order) to ``(tokens [U, out], saliency [U] or None)`` in raster order."""
+  restore = jnp.asarray(np.argsort(layout.window_index))
+  tokens = merger(x, pending, kernels)[restore]  # [U, out]
+  if received is not None:
+    received = received.reshape(-1, config.spatial_merge_size ** 2).mean(axis=-1)[restore]  # [U]
+  return tokens, received
+
+
 class VisionTower(nnx.Module):
-  """Pixels ``[P, 1176]`` to LLM-input video tokens ``[U, out]`` plus saliency."""
+  """Pixels ``[P, 1176]`` to LLM-input video tokens ``[U, out]`` plus saliency.
+
+  The forward is three functions of its parts (:func:`embed_patches`,
+  :func:`run_blocks`, :func:`merge_units`), so that a caller may run it as
+  several programs (``generation.llm_input`` does).
+  """
 
   def __init__(self, config: VisionConfig, *, dtype=jnp.float32, param_dtype=jnp.float32, rngs: nnx.Rngs):
     self.config = config
@@ -283,13 +355,6 @@ class VisionTower(nnx.Module):
     self.blocks = nnx.List([VisionBlock(config, **kw) for _ in range(config.depth)])
     self.merger = PatchMerger(config, **kw)
     self.kernels = "auto"  # the blocks' fused Pallas kernels (VisionBlock); "interpret" runs them on a CPU
-
-  def rotary(self, positions: np.ndarray) -> tuple[jax.Array, jax.Array]:
-    hd = self.config.head_dim
-    inv_freq = 1.0 / (self.config.rope_theta ** (np.arange(0, hd // 2, 2, dtype=np.float32) / (hd // 2)))
-    angles = (positions[..., None].astype(np.float32) * inv_freq).reshape(positions.shape[0], -1)  # [P, H/2]
-    angles = jnp.asarray(np.concatenate([angles, angles], axis=-1))  # [P, H]
-    return jnp.cos(angles), jnp.sin(angles)
 
   def __call__(self, pixels: jax.Array, grid_thw: GridTHW, *, saliency: bool = True):
     """Encodes video patches.
@@ -306,20 +371,7 @@ class VisionTower(nnx.Module):
       over heads and queries, then over each 2 x 2 merge unit, in float32.
     """
     cfg = self.config
-    layout = vision_layout(tuple(tuple(int(v) for v in g) for g in grid_thw), cfg.spatial_merge_size,
-                           cfg.window_size, cfg.patch_size)
-    unit = cfg.spatial_merge_size ** 2
-    order = jnp.asarray((layout.window_index[:, None] * unit + np.arange(unit)).reshape(-1))  # [P] permutation
-    x = self.patch_embed(pixels)[order]  # [P, D] window order
-    cos, sin = self.rotary(layout.positions)
-    cos, sin = cos[order], sin[order]
-    pending = None  # each block's MLP output, added by the next block's first norm
-    for i, block in enumerate(self.blocks):
-      segments = layout.grids if i in cfg.fullatt_block_indexes else layout.windows
-      x, pending, received = block(x, pending, cos, sin, segments,
-                                   layout.grids if saliency and i == len(self.blocks) - 1 else None, self.kernels)
-    restore = jnp.asarray(np.argsort(layout.window_index))
-    tokens = self.merger(x, pending, self.kernels)[restore]  # [U, out]
-    if received is not None:  # the last block's
-      received = received.reshape(-1, unit).mean(axis=-1)[restore]  # [U]
-    return tokens, received
+    layout = layout_of(cfg, grid_thw)
+    x = embed_patches(self.patch_embed, pixels, cfg, layout)
+    x, pending, received = run_blocks(self.blocks, 0, x, None, cfg, layout, saliency=saliency, kernels=self.kernels)
+    return merge_units(self.merger, x, pending, received, cfg, layout, self.kernels)
