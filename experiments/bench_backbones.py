@@ -64,7 +64,8 @@ def inputs(vocab: int, video_id: int, tokens: int, seed: int = 0):
 
 
 def _jax_model_and_batch(args):
-  """``(model, batch, generate, llm_input, frames)`` for ``args.model``."""
+  """``(model, batch, generation module, tower)`` for ``args.model``; ``tower(pixels, saliency)`` queues the vision
+  side as ``llm_input`` does."""
   import jax.numpy as jnp
   from flax import nnx
 
@@ -82,9 +83,8 @@ def _jax_model_and_batch(args):
     ids = inputs(cfg.text.vocab_size, cfg.video_token_id, grid[0][0] * grid[0][1] * grid[0][2] // 4)
     pixels = jnp.asarray(rng.normal(size=(grid[0][0] * grid[0][1] * grid[0][2], 1176)), jnp.bfloat16)
     batch = gen.VideoBatch(ids, np.ones_like(ids), pixels, grid, (1.0,))
-    tower = lambda m, p: m.visual(p, grid, saliency=False)[0]  # noqa: E731
-    tower_sal = lambda m, p: m.visual(p, grid, saliency=True)  # noqa: E731
-    return model, batch, gen, tower, tower_sal
+    tower = lambda p, saliency: gen.video_features(model, p, grid, saliency)  # noqa: E731
+    return model, batch, gen, tower
   from ottvid_jax.models.llava_onevision import LlavaConfig, LlavaOnevision
   from ottvid_jax.models.llava_onevision import generation as gen
 
@@ -98,9 +98,8 @@ def _jax_model_and_batch(args):
   ids = inputs(cfg.text.vocab_size, cfg.video_token_id, cfg.video_tokens(frames))
   pixels = jnp.asarray(rng.normal(size=(frames, 3, size, size)), jnp.bfloat16)
   batch = gen.LlavaBatch(ids, np.ones_like(ids), pixels, (frames,))
-  tower = lambda m, p: m.video_features(p)[0]  # noqa: E731
-  tower_sal = lambda m, p: m.video_features(p, saliency=True)  # noqa: E731
-  return model, batch, gen, tower, tower_sal
+  tower = lambda p, saliency: gen.video_features(model, p, saliency)  # noqa: E731
+  return model, batch, gen, tower
 
 
 def run_jax(args) -> dict:
@@ -114,7 +113,7 @@ def run_jax(args) -> dict:
   if args.memory:
     return memory_pass(args)
   start = time.perf_counter()
-  model, batch, gen, tower_fn, tower_sal_fn = _jax_model_and_batch(args)
+  model, batch, gen, tower = _jax_model_and_batch(args)
   jax.block_until_ready(nnx.state(model))
   init_s = time.perf_counter() - start
   generator = generator_for(model)
@@ -127,10 +126,9 @@ def run_jax(args) -> dict:
   device = jax.devices()[0]
   out = {"device": getattr(device, "device_kind", str(device)), "jax": jax.__version__, "init_s": init_s,
          "model": args.model, "decode_kernel": generator.decode_kernel, "rows": []}
-  tower, tower_sal = generator.builder(tower_fn), generator.builder(tower_sal_fn)
-  px = batch.pixel_values_videos
-  out["vision_ms"] = 1e3 * median_s(lambda: jax.block_until_ready(tower(px)), args.repeats)
-  out["vision_saliency_ms"] = 1e3 * median_s(lambda: jax.block_until_ready(tower_sal(px)), args.repeats)
+  px = batch.pixel_values_videos  # the tower's programs as llm_input queues them (only their parameters passed)
+  out["vision_ms"] = 1e3 * median_s(lambda: jax.block_until_ready(tower(px, False)), args.repeats)
+  out["vision_saliency_ms"] = 1e3 * median_s(lambda: jax.block_until_ready(tower(px, True)), args.repeats)
   for r in RETENTIONS:
     compression = None if r == 1.0 else ov.OTTVidConfig(retention=r)
     (embeds, positions, mask), plan = gen.llm_input(model, batch, compression)
@@ -200,7 +198,7 @@ def memory_pass(args) -> dict:
 
   if not jax.config.jax_compilation_cache_dir:
     raise SystemExit("--memory needs the compilation cache of a timed run (JAX_COMPILATION_CACHE_DIR)")
-  model, batch, gen, _, _ = _jax_model_and_batch(args)
+  model, batch, gen, _ = _jax_model_and_batch(args)
   jax.block_until_ready(nnx.state(model))
   device = jax.devices()[0]
   peak = lambda: (device.memory_stats() or {}).get("peak_bytes_in_use", float("nan")) / 2 ** 30  # noqa: E731

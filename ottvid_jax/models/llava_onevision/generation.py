@@ -14,10 +14,11 @@ import numpy as np
 from ottvid_jax import peers
 from ottvid_jax import video as video_lib
 from ottvid_jax.models.generate import GenerationResult, SamplingConfig, decode_text, generator_for, run
-from ottvid_jax.models.llava_onevision.model import LlavaOnevision
+from ottvid_jax.models.llava_onevision import model as model_lib
+from ottvid_jax.models.llava_onevision.model import LlavaConfig, LlavaOnevision
 from ottvid_jax.models.sequence import plan_sequence
 
-__all__ = ["LlavaBatch", "LlavaProcessor", "generate", "llm_input", "preprocess_frames"]
+__all__ = ["LlavaBatch", "LlavaProcessor", "generate", "llm_input", "preprocess_frames", "video_features"]
 
 SYSTEM = "You are a helpful assistant."
 
@@ -55,8 +56,21 @@ def preprocess_frames(frames: np.ndarray, size: int = 384, mean=(0.5, 0.5, 0.5),
   return (x - np.asarray(mean, np.float32)[:, None, None]) / np.asarray(std, np.float32)[:, None, None]
 
 
-def _tower(model: LlavaOnevision, pixels, saliency: bool):
-  return model.video_features(pixels.astype(model.language_model.embed_tokens.embedding.dtype), saliency=saliency)
+def _vision_part(model: LlavaOnevision):
+  return model.vision_tower, model.multi_modal_projector
+
+
+def _tower(parts, pixels, config: LlavaConfig, saliency: bool):
+  tower, projector = parts
+  return model_lib.video_features(tower, projector, config, pixels.astype(projector["linear_1"].kernel.dtype),
+                                  saliency=saliency)
+
+
+def video_features(model: LlavaOnevision, pixels: jax.Array, saliency: bool):
+  """``model.video_features(pixels, saliency=saliency)`` as one program that takes only the vision tower's and the
+  projector's parameters (the host's dispatch grows with a program's parameter arrays)."""
+  return generator_for(model).builder(_tower, ("config", "saliency"), part=_vision_part)(
+      pixels, config=model.config, saliency=saliency)
 
 
 def _assemble(model: LlavaOnevision, tokens, saliency, input_ids, text_source, video_source, compression, frames):
@@ -69,10 +83,9 @@ def llm_input(model: LlavaOnevision, batch: LlavaBatch, compression: Optional[pe
   The vision side is queued first (it needs only the pixels), so the GPU runs
   it while the host plans the sequence; then OTT-Vid and the assembly.
   """
-  generator = generator_for(model)
   pixels = batch.pixel_values_videos
-  tokens, saliency = generator.builder(_tower, ("saliency",))(
-      pixels if isinstance(pixels, jax.Array) else jnp.asarray(pixels), saliency=compression is not None)
+  tokens, saliency = video_features(model, pixels if isinstance(pixels, jax.Array) else jnp.asarray(pixels),
+                                    saliency=compression is not None)
   frames = tuple(int(t) for t in batch.frames)
   ids = np.asarray(batch.input_ids)
   plan = plan_sequence(ids == model.config.video_token_id, batch.attention_mask,

@@ -25,7 +25,7 @@ from ottvid_jax.models.decoder import DecoderConfig, DecoderLM
 from ottvid_jax.models.llava_onevision import pooling
 from ottvid_jax.models.llava_onevision.siglip import SiglipConfig, SiglipTower
 
-__all__ = ["LlavaConfig", "LlavaOnevision"]
+__all__ = ["LlavaConfig", "LlavaOnevision", "video_features"]
 
 SO400M = dict(hidden_size=1152, intermediate_size=4304, num_attention_heads=16, num_hidden_layers=27,
               image_size=384, patch_size=14)
@@ -125,6 +125,20 @@ class LlavaConfig:
     return dataclasses.replace(cls.llava_onevision_7b(), pool="average", newline="grid")
 
 
+def video_features(vision_tower: SiglipTower, projector: nnx.Dict, config: LlavaConfig, pixels: jax.Array, *,
+                   saliency: bool = False):
+  """:meth:`LlavaOnevision.video_features` as a function of the modules it uses (so that a program can take
+  only their parameters)."""
+  f = pixels.shape[0]
+  g, o = config.vision.grid, config.pooled
+  feats, received = vision_tower(pixels, saliency=saliency)  # [F, g*g, Dv]
+  x = projector["linear_2"](jax.nn.gelu(projector["linear_1"](feats), approximate=False))  # [F, g*g, D]
+  x = pooling.pool(x.reshape(f, g, g, -1), config.pool).reshape(f, o * o, -1)
+  if received is not None:
+    received = pooling.pool(received.reshape(f, g, g), config.pool).reshape(f, o * o)
+  return x, received
+
+
 class LlavaOnevision(DecoderLM):
   """``LlavaOnevisionForConditionalGeneration`` (videos) as an NNX module."""
 
@@ -146,15 +160,7 @@ class LlavaOnevision(DecoderLM):
     Args:
       pixels: ``[F, C, S, S]`` frames (all videos' frames in a row).
     """
-    f = pixels.shape[0]
-    g, o = self.config.vision.grid, self.config.pooled
-    feats, received = self.vision_tower(pixels, saliency=saliency)  # [F, g*g, Dv]
-    proj = self.multi_modal_projector
-    x = proj["linear_2"](jax.nn.gelu(proj["linear_1"](feats), approximate=False))  # [F, g*g, D]
-    x = pooling.pool(x.reshape(f, g, g, -1), self.config.pool).reshape(f, o * o, -1)
-    if received is not None:
-      received = pooling.pool(received.reshape(f, g, g), self.config.pool).reshape(f, o * o)
-    return x, received
+    return video_features(self.vision_tower, self.multi_modal_projector, self.config, pixels, saliency=saliency)
 
   def video_slots(self, frames: tuple[int, ...], compression: Optional[peers.Compression]) -> tuple[int, ...]:
     """Per video, its slots in the LLM input (static)."""
