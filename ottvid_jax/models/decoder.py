@@ -231,6 +231,11 @@ class DecoderLM(nnx.Module):
 
   def logits(self, hidden: jax.Array) -> jax.Array:
     """``[..., D]`` final hidden states to ``[..., V]`` vocabulary logits."""
-    if self.tie_word_embeddings:
-      return self.language_model.embed_tokens.attend(hidden)
-    return self.lm_head(hidden)
+    return lm_logits(self.language_model, self.lm_head if not self.tie_word_embeddings else None, hidden)
+
+
+def lm_logits(language_model: Decoder, lm_head: Optional[nnx.Linear], hidden: jax.Array) -> jax.Array:
+  """:meth:`DecoderLM.logits` from its parts: ``lm_head`` is None when tied to the input embedding."""
+  if lm_head is None:
+    return language_model.embed_tokens.attend(hidden)
+  return lm_head(hidden)

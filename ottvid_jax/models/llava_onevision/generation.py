@@ -91,7 +91,7 @@ def llm_input(model: LlavaOnevision, batch: LlavaBatch, compression: Optional[pe
   plan = plan_sequence(ids == model.config.video_token_id, batch.attention_mask,
                        model.video_slots(frames, compression), [model.config.video_tokens(t) for t in frames])
   args = jax.device_put((ids.astype(np.int32), plan.text, plan.video))  # one transfer call
-  return generator.builder(_assemble, ("frames",))(tokens, saliency, *args, compression, frames=frames), plan
+  return generator_for(model).builder(_assemble, ("frames",))(tokens, saliency, *args, compression, frames=frames), plan
 
 
 def generate(

@@ -27,8 +27,8 @@ from ottvid_jax.models import add_rms_norm, layers
 from ottvid_jax.models.qwen2_5_vl import window_attention
 from ottvid_jax.models.received_attention import received_attention
 
-__all__ = ["VisionConfig", "VisionLayout", "VisionTower", "embed_patches", "layout_of", "merge_units", "rotary", "run_blocks",
-           "vision_layout"]
+__all__ = ["VisionConfig", "VisionLayout", "VisionTower", "embed_patches", "layout_of", "merge_units", "rotary",
+           "run_blocks", "vision_layout"]
 
 GridTHW = tuple[tuple[int, int, int], ...]
 
