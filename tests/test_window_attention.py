@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ottvid_jax.models import layers
-from ottvid_jax.models.qwen2_5_vl.window_attention import MAX_WINDOW, window_attention
+from ottvid_jax.models.qwen2_5_vl.window_attention import MAX_WINDOW, PARTIAL_HEAD_GROUPS, window_attention
 
 
 def _inputs(lengths, heads, head_dim, dtype, seed=0):
@@ -61,7 +61,7 @@ def test_bf16_kernel_under_jit_is_close_to_xla():
 
 @pytest.mark.parametrize("lengths", [[64] * 256, [64] * 20 + [32, 32, 16]])  # Qwen2.5-VL-7B's; partial windows
 def test_kernel_lowers_to_triton_for_a_gpu(lengths):
-  """16 heads of 80, one Triton kernel with a program per window."""
+  """16 heads of 80, one Triton kernel with a program per window (and head group, with partial windows)."""
   p = sum(lengths)
   qkv, cos = jnp.zeros((p, 3840), jnp.bfloat16), jnp.zeros((p, 80), jnp.float32)
   fn = jax.jit(lambda a, c, s: window_attention(a, c, s, np.asarray(lengths), heads=16, scale=80 ** -0.5))
@@ -69,7 +69,17 @@ def test_kernel_lowers_to_triton_for_a_gpu(lengths):
                                disabled_checks=[jax.export.DisabledSafetyCheck.custom_call("__gpu$xla.gpu.triton")])(
                                    qkv, cos, cos)
   text = exported.mlir_module()
-  assert text.count("__gpu$xla.gpu.triton") == 1 and f"grid_x = {len(lengths)} : i32, grid_y = 1 : i32" in text
+  groups = 1 if min(lengths) == 64 else PARTIAL_HEAD_GROUPS  # partial windows: a program per window and head group
+  assert text.count("__gpu$xla.gpu.triton") == 1 and f"grid_x = {len(lengths)} : i32, grid_y = {groups} : i32" in text
+
+
+@pytest.mark.parametrize("head_groups", [1, 2, 4])
+def test_head_groups_split_the_heads_over_programs(head_groups):
+  lengths, heads = [16, 7, 16, 3], 4
+  qkv, cos, sin = _inputs(lengths, heads, 16, jnp.float32, seed=2)
+  got = window_attention(qkv, cos, sin, np.asarray(lengths), heads=heads, scale=0.25, head_groups=head_groups,
+                         interpret=True)
+  np.testing.assert_allclose(got, _reference(qkv, cos, sin, lengths, heads, 0.25), atol=2e-6)
 
 
 def test_bad_input_is_a_clear_error():
@@ -81,6 +91,8 @@ def test_bad_input_is_a_clear_error():
                      scale=0.25)
   with pytest.raises(ValueError, match="cos, sin"):
     window_attention(qkv, cos[:, :8], sin, np.asarray([8, 8]), heads=2, scale=0.25)
+  with pytest.raises(ValueError, match="head_groups must divide the 2 heads"):
+    window_attention(qkv, cos, sin, np.asarray([8, 8]), heads=2, scale=0.25, head_groups=3)
 
 
 def test_the_tower_takes_the_kernel_only_where_it_applies():

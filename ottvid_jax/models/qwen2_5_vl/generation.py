@@ -49,7 +49,7 @@ class VideoBatch:
 
 
 # The tower runs as two programs: the patch embedding and the first blocks, then the rest. The host's dispatch
-# of a program grows with its parameter arrays (390 for the 7B tower: about 0.7 ms on a GPU machine's host before
+# of a program grows with its parameter arrays (326 for the 7B tower: about 0.5 ms on a GPU machine's host before
 # its first kernel); a short first program starts the GPU sooner and covers the dispatch of the second. The last
 # block (the saliency's) always runs in the second.
 HEAD_BLOCKS = 2

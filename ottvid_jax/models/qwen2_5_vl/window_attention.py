@@ -11,7 +11,9 @@ then for one head after the other its rows of the fused projection (Triton
 prefetches the next head's while this one computes), rotates queries and keys
 in float32 registers and writes its part of the output: one pass over the
 bytes, about 105 us a block on an H200 (the session-5 form, a program per
-window and head, took 146 us; copying its bytes would take about 35).
+window and head, took 146 us; copying its bytes would take about 35). Where
+some windows are partial, a program takes a group of heads
+(:data:`PARTIAL_HEAD_GROUPS` programs a window).
 
 Loads are unmasked where they stay inside the arrays: a window's tile of B rows
 starts at its first patch (or earlier, for the last windows, so that it ends at
@@ -32,6 +34,7 @@ side (a power of two >= the longest window), C = B_h the padded half head dim.
 from __future__ import annotations
 
 import functools
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -41,14 +44,20 @@ from jax.experimental.pallas import triton as plt
 
 from ottvid_jax.pallas_blocks import MIN_TILE, power_of_two
 
-__all__ = ["MAX_WINDOW", "window_attention"]
+__all__ = ["MAX_WINDOW", "PARTIAL_HEAD_GROUPS", "window_attention"]
 
 MAX_WINDOW = 128  # longer segments go to cuDNN
+# Programs a window when some windows are partial (frame sides that are not multiples of 112 pixels). On an H200
+# at the 7B tower's shape (16 heads, 28 calls a program): 16384 patches in 256 full windows 107.3 / 106.5 / 114.6 us
+# with 1 / 2 / 4 groups; 20160 patches in 295 windows (a 30 x 42 grid) 153.6 / 133.8 / 123.5 / 146.7 us with
+# 1 / 2 / 4 / 8. Short windows leave a program little work to hide its loads' latency behind.
+PARTIAL_HEAD_GROUPS = 4
 
 
 def _kernel(tiles_ref, offsets_ref, lengths_ref, qkv_ref, cos_ref, sin_ref, out_ref, *, heads: int, head_dim: int,
-            block: int, scale: float, in_bounds: bool, full: bool):
+            block: int, scale: float, in_bounds: bool, full: bool, group: int):
   window = pl.program_id(0)
+  first_head = pl.program_id(1) * group
   tile, offset, n = tiles_ref[window], offsets_ref[window], lengths_ref[window]
   half = head_dim // 2
   width, v_width = power_of_two(half, MIN_TILE), power_of_two(head_dim, MIN_TILE)
@@ -96,11 +105,11 @@ def _kernel(tiles_ref, offsets_ref, lengths_ref, qkv_ref, cos_ref, sin_ref, out_
               mask=head_ok if full else mine & head_ok)
     return carry
 
-  jax.lax.fori_loop(0, heads, attend, 0)
+  jax.lax.fori_loop(first_head, first_head + group, attend, 0)
 
 
 def window_attention(qkv: jax.Array, cos: jax.Array, sin: jax.Array, lengths: np.ndarray, *, heads: int,
-                     scale: float, interpret: bool = False) -> jax.Array:
+                     scale: float, head_groups: Optional[int] = None, interpret: bool = False) -> jax.Array:
   """Rotary and softmax attention within contiguous windows, from the fused q/k/v projection.
 
   Args:
@@ -112,6 +121,9 @@ def window_attention(qkv: jax.Array, cos: jax.Array, sin: jax.Array, lengths: np
       :data:`MAX_WINDOW`); window g holds the patches after windows 0..g-1.
     heads: E.
     scale: the logit scale, ``H ** -0.5``.
+    head_groups: programs a window, each for ``E / head_groups`` heads (a
+      divisor of E); None: 1 when every window has B patches, else
+      :data:`PARTIAL_HEAD_GROUPS` (where it divides E).
     interpret: run in Pallas' interpreter (on a CPU).
 
   Returns:
@@ -132,10 +144,15 @@ def window_attention(qkv: jax.Array, cos: jax.Array, sin: jax.Array, lengths: np
   tiles = np.minimum(starts, p - block) if in_bounds else starts
   table = power_of_two(lengths.size)  # Triton refs with power-of-two sides
   tables = [jnp.asarray(np.pad(x, (0, table - x.size)), jnp.int32) for x in (tiles, starts - tiles, lengths)]
+  full = bool(lengths.min() == block)
+  if head_groups is None:
+    head_groups = 1 if full or heads % PARTIAL_HEAD_GROUPS else PARTIAL_HEAD_GROUPS
+  if head_groups < 1 or heads % head_groups:
+    raise ValueError(f"head_groups must divide the {heads} heads, got {head_groups}")
   kernel = functools.partial(_kernel, heads=heads, head_dim=head_dim, block=block, scale=scale, in_bounds=in_bounds,
-                             full=bool(lengths.min() == block))
+                             full=full, group=heads // head_groups)
   return pl.pallas_call(
-      kernel, grid=(lengths.size,),
+      kernel, grid=(lengths.size, head_groups),
       out_shape=jax.ShapeDtypeStruct((p, heads * head_dim), qkv.dtype),
       compiler_params=plt.CompilerParams(num_warps=4, num_stages=2),  # best of 4/8 warps, 1-3 stages on an H200
       interpret=interpret,
