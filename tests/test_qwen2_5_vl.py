@@ -67,7 +67,7 @@ def test_vision_tower_parity_with_the_fused_kernels(tiny):
 
 def test_tower_as_two_programs(tiny):
   """``llm_input``'s tower (patch embedding + first block, then the rest, each program with its own parameters)
-  equals the one-call tower, saliency included."""
+  equals the one-call tower, saliency included; prefill and decoding take the language side's parameters."""
   from ottvid_jax.models.generate import generator_for
   from ottvid_jax.models.qwen2_5_vl import generation
 
@@ -83,6 +83,8 @@ def test_tower_as_two_programs(tiny):
   sizes = {fn.__name__: len(leaves) for (fn, _), (_, leaves) in generator_for(ours)._builders.items()}  # noqa: SLF001
   embed, merger = (len(jax.tree.leaves(nnx.state(m))) for m in (ours.visual.patch_embed, ours.visual.merger))
   assert sizes["_tower_head"] == embed + block and sizes["_tower_rest"] == block + merger
+  head = 0 if ours.tie_word_embeddings else len(jax.tree.leaves(nnx.state(ours.lm_head)))
+  assert len(generator_for(ours).leaves) == len(jax.tree.leaves(nnx.state(ours.language_model))) + head  # no vision
 
 
 def test_saliency_is_last_block_received_attention(tiny):

@@ -20,7 +20,7 @@ from flax import nnx
 
 from ottvid_jax.models import decode_attention, layers
 
-__all__ = ["Decoder", "DecoderConfig", "DecoderLM", "KVCache", "rope_tables"]
+__all__ = ["Decoder", "DecoderConfig", "DecoderLM", "KVCache", "lm_logits", "rope_tables"]
 
 MLP_TOKEN_CHUNK = 2048  # a long prefill's MLP runs in slices of about this many tokens (see layers.MLP)
 
