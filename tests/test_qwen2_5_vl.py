@@ -79,6 +79,14 @@ def test_tower_as_two_programs(tiny):
   np.testing.assert_allclose(got, want, atol=1e-6)
   np.testing.assert_allclose(saliency, want_saliency, atol=1e-7)
   assert generation.video_features(ours, pixels, grid, saliency=False)[1] is None
+
+  def compiled():
+    return {fn.__name__: jitted._cache_size() for (fn, _), (jitted, _) in generator_for(ours)._builders.items()}  # noqa: SLF001
+
+  before = compiled()
+  for saliency in (True, False):  # compiled already: no new trace
+    generation.video_features(ours, pixels, grid, saliency=saliency)
+  assert compiled() == before
   block = len(jax.tree.leaves(nnx.state(ours.visual.blocks[0])))
   sizes = {fn.__name__: len(leaves) for (fn, _), (_, leaves) in generator_for(ours)._builders.items()}  # noqa: SLF001
   embed, merger = (len(jax.tree.leaves(nnx.state(m))) for m in (ours.visual.patch_embed, ours.visual.merger))
