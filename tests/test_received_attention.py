@@ -65,6 +65,15 @@ def test_kernel_lowers_to_triton_for_a_gpu(segments, length):
   assert text.count("__gpu$xla.gpu.triton") == 2 and grid in text
 
 
+def test_head_dims_split_into_power_of_two_chunks():
+  """The kernels read a head's columns in place, as chunks that Triton's dot products take."""
+  from ottvid_jax.models.received_attention import _chunks
+
+  assert _chunks(80) == ((0, 64), (64, 16))  # Qwen2.5-VL's vision heads: no padded products
+  assert _chunks(72) == ((0, 64), (64, 16))  # SigLIP's: the last chunk's 8 extra columns are masked
+  assert _chunks(128) == ((0, 128),) and _chunks(8) == ((0, 16),) and _chunks(112) == ((0, 64), (64, 32), (96, 16))
+
+
 def test_bad_input_is_a_clear_error():
   q = jnp.zeros((2, 8, 1, 16))
   with pytest.raises(ValueError, match="implementation"):
