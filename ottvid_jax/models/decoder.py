@@ -229,9 +229,13 @@ class DecoderLM(nnx.Module):
       self.lm_head = layers.linear(config.hidden_size, config.vocab_size, bias=False, dtype=dtype,
                                    param_dtype=param_dtype, rngs=rngs)
 
+  def language_part(self) -> tuple:
+    """``(decoder, LM head or None when tied)``: what the logits of hidden states need, without the vision side."""
+    return self.language_model, None if self.tie_word_embeddings else self.lm_head
+
   def logits(self, hidden: jax.Array) -> jax.Array:
     """``[..., D]`` final hidden states to ``[..., V]`` vocabulary logits."""
-    return lm_logits(self.language_model, self.lm_head if not self.tie_word_embeddings else None, hidden)
+    return lm_logits(*self.language_part(), hidden)
 
 
 def lm_logits(language_model: Decoder, lm_head: Optional[nnx.Linear], hidden: jax.Array) -> jax.Array:

@@ -66,11 +66,6 @@ def _merge(graphdef, treedef, leaves):
   return nnx.merge(graphdef, jax.tree.unflatten(treedef, leaves))
 
 
-def _language_part(model: nnx.Module) -> tuple:
-  """What prefill and decoding use: ``(decoder, LM head or None when tied)``, without the vision side."""
-  return model.language_model, None if model.tie_word_embeddings else model.lm_head
-
-
 def _prefill(merge, leaves, embeds, positions, mask, slots: int, dense: bool):
   lm, head = merge(leaves)
   b, s, _ = embeds.shape
@@ -180,7 +175,7 @@ class Generator:
         Pallas' interpreter, for CPU tests) or ``"auto"``: the kernel on a single GPU for a
         half-precision model whose shapes it supports, else XLA's.
     """
-    self.merge, self.leaves = _flat(_language_part(model))
+    self.merge, self.leaves = _flat(model.language_part())  # what prefill and decoding use
     self._whole = _flat(model)  # for builders over the whole model
     self.config = model.language_model.config
     self.decode_kernel = self._resolve_kernel(decode_kernel, model)
