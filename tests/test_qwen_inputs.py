@@ -41,9 +41,9 @@ def test_pixels_close_to_hf_processor_with_resize():
   ours, grid = preprocess_video(frames, **bounds)
   assert grid == tuple(ref["video_grid_thw"][0])
   diff = np.abs(ours - ref["pixel_values_videos"])
-  # Pillow's and torchvision's antialiased bicubic differ by at most ~2 uint8 levels
-  # (one level is 1 / (255 * 0.26) = 0.015 after normalisation), rarely.
-  assert diff.max() < 0.035 and diff.mean() < 2e-3
+  # The HF processor resizes uint8 with torchvision's v2 functional (torch's integer kernel); ours is the v1
+  # float path qwen-vl-utils takes: one uint8 level apart (1 / (255 * 0.26) = 0.015 after normalisation), rarely.
+  assert diff.max() < 0.02 and diff.mean() < 2e-3
 
 
 def test_prompt_and_batch(checkpoint):

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ottvid_jax import peers
+from ottvid_jax import resize as resize_lib
 from ottvid_jax import video as video_lib
 from ottvid_jax.models.generate import GenerationResult, SamplingConfig, decode_text, generator_for, run
 from ottvid_jax.models.llava_onevision import model as model_lib
@@ -49,11 +50,21 @@ class LlavaBatch:
 
 
 def preprocess_frames(frames: np.ndarray, size: int = 384, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)) -> np.ndarray:
-  """``uint8[F, H, W, 3]`` to ``float32[F, 3, size, size]``: bicubic resize, then ``(x/255 - mean)/std``."""
+  """``uint8[F, H, W, 3]`` to ``float32[F, 3, size, size]`` as LLaVA-NeXT's ``SigLipImageProcessor.preprocess``.
+
+  Its steps are transformers' ``image_transforms``: ``resize`` (Pillow's bicubic
+  to ``size x size``, whatever the aspect ratio), ``rescale`` (``x * (1/255)``
+  in float64, then float32) and ``normalize`` (``(x - mean) / std`` in
+  float32), channels first. The authors' wrappers then cast to float16
+  (``.half()``); this stays float32.
+  """
   if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
     raise ValueError(f"frames must be uint8[F, H, W, 3], got {frames.dtype}{list(frames.shape)}")
-  x = video_lib.resize_frames(frames, size, size).astype(np.float32).transpose(0, 3, 1, 2) / 255.0
-  return (x - np.asarray(mean, np.float32)[:, None, None]) / np.asarray(std, np.float32)[:, None, None]
+  resized = resize_lib.resize_pil_bicubic(frames, size, size).transpose(0, 3, 1, 2)
+  x = (resized.astype(np.float64) * (1 / 255)).astype(np.float32)  # image_transforms.rescale: float64, then down
+  mean = np.asarray(mean, np.float32)[:, None, None]  # image_transforms.normalize: in the image's float32
+  std = np.asarray(std, np.float32)[:, None, None]
+  return (x - mean) / std
 
 
 def _vision_part(model: LlavaOnevision):
