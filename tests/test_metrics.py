@@ -1,8 +1,10 @@
 """Records and aggregates against lmms-eval 0.7.3's process_results and aggregation functions."""
 
+import dataclasses
 import random
 import re
 
+import numpy as np
 import pytest
 
 from ottvid_jax.eval import metrics, parsers
@@ -165,7 +167,7 @@ def test_egoschema_subset_score():
     response = rng.choice(RESPONSES)
     if not _deterministic(sample, response):
       continue
-    doc = {"option": [f"{l}. {o}" for l, o in zip("ABCDE", options)], "video_idx": sample.id,
+    doc = {"option": [f"{k}. {o}" for k, o in zip("ABCDE", options)], "video_idx": sample.id,
            "answer": rng.choice((gold, str(gold)))}
     results.append(ego.egoschema_process_results_generation(doc, [response])["score"])
     records.append(metrics.record(sample, response))
@@ -193,10 +195,11 @@ def test_charades_sta_equals_lmms_eval(monkeypatch):
   rng = random.Random(5)
   records, results = [], []
   for i, video, query, span, response in _grounding_set(rng):
-    doc = {"video": f"{video}.mp4", "caption": query, "timestamp": list(span)}
+    stored = [float(np.float16(t)) for t in span]  # lmms-eval/charades_sta's timestamps are float16
+    doc = {"video": f"{video}.mp4", "caption": query, "timestamp": stored}
     results.append(ch.temporal_grounding_process_results_generation(doc, [response]))
     sample = Sample(id=f"c{i}", benchmark="charades_sta", task="charades_sta", video=f"/d/Charades_v1_480/{video}.mp4",
-                    question="cleaned", span=span, meta={"caption": query})
+                    question="cleaned", span=span, meta={"caption": query, "lmms_eval_span": stored})
     records.append(metrics.record(sample, response))
   ours = metrics.aggregate("charades_sta", records)
   for metric, name in (("IOU@3", "R1@0.3"), ("IOU@5", "R1@0.5"), ("IOU@7", "R1@0.7"), ("mIOU", "mIoU")):
@@ -207,7 +210,7 @@ def test_charades_sta_equals_lmms_eval(monkeypatch):
   assert 0 < ours["mIoU"] < 100
 
 
-@pytest.mark.parametrize("name", ["charades_timelens", "activitynet_timelens"])
+@pytest.mark.parametrize("name", ["charades_timelens", "activitynet_timelens", "qvhighlights_timelens"])
 def test_timelens_equals_lmms_eval(name):
   tl = ref("timelens")
   rng = random.Random(6)
@@ -280,3 +283,13 @@ def test_record_fields():
   assert rec["parsed"] == [2.0, 4.0] and rec["iou"] == pytest.approx(2 / 3)
   assert rec["key"] == "AB12.mp4>>>q.>>>[1.0, 4.0]"
   assert metrics.record(span, "nothing")["parsed"] is None
+  stored = dataclasses.replace(span, meta={"lmms_eval_span": [0.99951171875, 4.0]})
+  assert metrics.record(stored, "1 - 4")["span"] == [0.99951171875, 4.0]
+  assert metrics.record(stored, "1 - 4")["key"] == "AB12.mp4>>>q.>>>[0.99951171875, 4.0]"
+
+
+def test_variants_score_as_their_benchmark():
+  sample = _mc_sample(0, "longvideobench_i", "S2E", OPTION_SETS[0][:4], "B", meta={"duration_group": 60})
+  records = [metrics.record(sample, "B"), metrics.record(dataclasses.replace(sample, id="1"), "C")]
+  ours = metrics.aggregate("longvideobench_i", records)
+  assert ours["benchmark"] == "longvideobench_i" and ours["overall"] == 50.0 and ours["categories"] == {"S2E": 50.0}

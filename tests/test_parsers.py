@@ -2,7 +2,6 @@
 
 import functools
 import importlib
-import itertools
 import random
 
 import pytest
@@ -155,7 +154,7 @@ def test_longvideobench_equals_parse_multi_choice_response(monkeypatch):
   monkeypatch.setattr(lvb, "random", _Drawn)
   for count in (4, 5):
     letters = "ABCDE"[:count]
-    index2ans = {l: OPTION_SETS[0][i] for i, l in enumerate(letters)}
+    index2ans = {k: OPTION_SETS[0][i] for i, k in enumerate(letters)}
     for response in RESPONSES:
       theirs = lvb.parse_multi_choice_response(response, list(letters), index2ans)
       ours = parsers.longvideobench_letter(response, letters, seed=7)
@@ -200,7 +199,7 @@ def test_egoschema_equals_lmms_eval(monkeypatch):
   ego = ref("egoschema")
   monkeypatch.setattr(ego, "random", _Drawn)
   for options in OPTION_SETS:
-    lines = [f"{l}. {o}" for l, o in zip("ABCDE", options)]
+    lines = [f"{k}. {o}" for k, o in zip("ABCDE", options)]
     doc = {"option": lines, "video_idx": "v", "answer": 1}
     index2ans, choices = ego.get_multi_choice_info(doc)
     extra = [f"{line} is what happens" for line in lines] + [f"I think {o.lower()} is right here" for o in options]

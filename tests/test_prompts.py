@@ -1,4 +1,4 @@
-"""The prompts against lmms-eval 0.7.3's own ``doc_to_text`` functions, per backbone, on docs in each release's format."""
+"""The prompts against lmms-eval 0.7.3's ``doc_to_text`` functions, per backbone, on docs in each release's format."""
 
 import dataclasses
 import json
@@ -78,7 +78,7 @@ def test_videomme(backbone):
   kwargs = lmms_kwargs("videomme", "videomme.yaml", backbone)
   for question in QUESTIONS:
     for options in option_sets(4):
-      lines = [f"{l}. {o}" for l, o in zip("ABCD", options)]
+      lines = [f"{k}. {o}" for k, o in zip("ABCD", options)]
       doc = {"videoID": "abc", "question": question, "options": lines}
       sample = Sample(id="1", benchmark="videomme", task="short", video="abc.mp4", question=question, options=options)
       expected = vm.videomme_doc_to_text(doc, kwargs)
@@ -93,7 +93,10 @@ def test_videomme(backbone):
 def _srt(entries) -> str:
   blocks = []
   for i, (start, end, text) in enumerate(entries, 1):
-    clock = lambda t: f"{int(t // 3600):02d}:{int(t % 3600 // 60):02d}:{int(t % 60):02d},{int(round(t % 1 * 1000)):03d}"
+
+    def clock(t):
+      return f"{int(t // 3600):02d}:{int(t % 3600 // 60):02d}:{int(t % 60):02d},{int(round(t % 1 * 1000)):03d}"
+
     blocks.append(f"{i}\n{clock(start)} --> {clock(end)}\n{text}")
   return "\n\n".join(blocks) + "\n"
 
@@ -149,11 +152,14 @@ def test_videomme_subtitles(backbone, tmp_path, monkeypatch):
     (folder / f"{video_id}.srt").write_text(_srt(_subtitle_entries(seed, count, seconds)), encoding="utf-8")
     frames = int(fps * seconds)
     monkeypatch.setattr(vm, "cv2", _Capture(fps, frames))
-    doc = {"videoID": video_id, "question": QUESTIONS[seed % 4], "options": [f"{l}. {o}" for l, o in zip("ABCD", options)]}
+    lines = [f"{k}. {o}" for k, o in zip("ABCD", options)]
+    doc = {"videoID": video_id, "question": QUESTIONS[seed % 4], "options": lines}
     sample = Sample(id=video_id, benchmark="videomme", task="long", video=f"{video_id}.mp4", question=doc["question"],
                     options=options, subtitles=str(folder / f"{video_id}.srt"))
     expected = vm.videomme_doc_to_text_subtitle(doc, kwargs)
     assert prompts.prompt(sample, backbone, subtitles=True, fps=fps, frame_count=frames) == expected
+    variant = dataclasses.replace(sample, benchmark="videomme_w_subtitle")
+    assert prompts.prompt(variant, backbone, fps=fps, frame_count=frames) == expected
     assert expected.count("\n") > 6
   missing = dataclasses.replace(sample, id="none", subtitles=str(folder / "none.srt"))
   doc["videoID"] = "none"
@@ -186,7 +192,7 @@ def test_mlvu(backbone):
   kwargs = lmms_kwargs("mlvu", "mlvu_dev.yaml", backbone)
   for question in QUESTIONS:
     for options in option_sets(4):
-      built = "Question: " + question + "\nOptions:\n" + "\n".join(f"({l}) {o}" for l, o in zip("ABCD", options))
+      built = "Question: " + question + "\nOptions:\n" + "\n".join(f"({k}) {o}" for k, o in zip("ABCD", options))
       sample = Sample(id="1", benchmark="mlvu_dev", task="count", video="x.mp4", question=question, options=options)
       assert prompts.prompt(sample, backbone) == ml.mlvu_doc_to_text({"question": built}, kwargs)
       verbatim = dataclasses.replace(sample, meta={"lmms_question": question + "\n(A) x\n(B) y"})
@@ -208,7 +214,10 @@ def _lvb_subtitles(seed, duration, offset, clock):
     length = float(rng.choice([0.2, 0.6, 1.5, 4.0, 9.0]))
     end = t + length
     if clock:
-      fmt = lambda s: f"{int(s // 3600):d}:{int(s % 3600 // 60):02d}:{s % 60:06.3f}"
+
+      def fmt(s):
+        return f"{int(s // 3600):d}:{int(s % 3600 // 60):02d}:{s % 60:06.3f}"
+
       out.append({"start": fmt(t), "end": fmt(end), "line": f"line {len(out)}"})
     else:
       kind = len(out) % 4
@@ -243,6 +252,7 @@ def test_longvideobench(backbone, tmp_path, monkeypatch):
     assert prompts.prompt(sample, backbone) == lvb.longvideobench_doc_to_text(doc, plain)
     expected = lvb.longvideobench_doc_to_text(doc, interleaved)
     assert prompts.prompt(sample, backbone, subtitles=True) == expected
+    assert prompts.prompt(dataclasses.replace(sample, benchmark="longvideobench_i"), backbone) == expected
     assert expected.count("<image>") == len(lvb.compute_frame_timestamps(duration, 16))
     assert prompts.lvb_frame_timestamps(duration) == lvb.compute_frame_timestamps(duration, 16)
 
@@ -253,7 +263,7 @@ def test_egoschema(backbone):
   kwargs = lmms_kwargs("egoschema", "egoschema_subset.yaml", backbone)
   for question in QUESTIONS:
     for options in OPTION_SETS:
-      lines = [f"{l}. {o}" for l, o in zip("ABCDE", options)]
+      lines = [f"{k}. {o}" for k, o in zip("ABCDE", options)]
       sample = Sample(id="1", benchmark="egoschema", task="egoschema", video="x.mp4", question=question,
                       options=options)
       expected = ego.egoschema_doc_to_text({"question": question, "option": lines}, kwargs)
@@ -277,7 +287,8 @@ def test_grounding(backbone):
     verbatim = dataclasses.replace(sample, question="cleaned", meta={"caption": caption})
     assert prompts.prompt(verbatim, backbone) == expected
     for benchmark, name in (("charades_timelens", "timelens_charades.yaml"),
-                            ("activitynet_timelens", "timelens_activitynet.yaml")):
+                            ("activitynet_timelens", "timelens_activitynet.yaml"),
+                            ("qvhighlights_timelens", "timelens_qvhighlights.yaml")):
       query = dataclasses.replace(sample, benchmark=benchmark)
       expected = tl.timelens_doc_to_text({"query": caption}, lmms_kwargs("timelens", name, backbone))
       assert prompts.prompt(query, backbone) == expected
@@ -293,12 +304,13 @@ def test_max_new_tokens_from_the_yaml():
            "mlvu_dev": ("mlvu", "mlvu_dev.yaml"), "longvideobench": ("longvideobench", "longvideobench_val_v.yaml"),
            "egoschema": ("egoschema", "egoschema_subset.yaml"), "charades_sta": ("charades_sta", "charades.yaml"),
            "charades_timelens": ("timelens", "timelens_charades.yaml"),
-           "activitynet_timelens": ("timelens", "timelens_activitynet.yaml")}
+           "activitynet_timelens": ("timelens", "timelens_activitynet.yaml"),
+           "qvhighlights_timelens": ("timelens", "timelens_qvhighlights.yaml"),
+           "videomme_w_subtitle": ("videomme", "videomme_w_subtitle.yaml"),
+           "longvideobench_i": ("longvideobench", "longvideobench_val_i.yaml")}
   assert set(files) == set(prompts.BENCHMARKS)
   for benchmark, (task, name) in files.items():
     assert prompts.max_new_tokens(benchmark) == task_config(task, name)["generation_kwargs"]["max_new_tokens"]
-  assert task_config("videomme", "videomme_w_subtitle.yaml")["generation_kwargs"]["max_new_tokens"] == 16
-  assert task_config("longvideobench", "longvideobench_val_i.yaml")["generation_kwargs"]["max_new_tokens"] == 32
   assert prompts.max_new_tokens("charades_timelens", Style.TIMELENS) == 512
   with pytest.raises(ValueError):
     prompts.max_new_tokens("mvbench", "timelens")

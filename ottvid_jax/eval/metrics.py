@@ -18,7 +18,9 @@ fallback_seed   the random fallback's seed, else None
 error           None, or why no answer was scored (the record then counts in no score)
 answer          multiple choice: the correct letter
 correct         multiple choice: whether the reference scores it right
-span            grounding: the ground truth ``[start, end]``
+span            grounding: the ground truth ``[start, end]`` the reference scores against
+                (Charades-STA under lmms-eval: ``meta["lmms_eval_span"]``, the float16
+                values of ``lmms-eval/charades_sta``, when the reader gives them)
 iou             grounding: the IoU the reference computes (0 when nothing was parsed)
 key             grounding: ``video>>>query>>>[start, end]``, the references' result key
 duration, domain, sub_category, task_type
@@ -42,11 +44,12 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from ottvid_jax.eval import parsers
 from ottvid_jax.eval.parsers import Parser
+from ottvid_jax.eval.prompts import TIMELENS, base_benchmark
 from ottvid_jax.eval.sample import Sample
 
 __all__ = ["MLVU_TASKS", "VIDEOMME_GROUPS", "aggregate", "paired_percent", "record"]
 
-GROUNDING = ("charades_sta", "charades_timelens", "activitynet_timelens")
+GROUNDING = ("charades_sta",) + TIMELENS
 
 # videomme/utils.py: VIDEO_TYPE, CATEGORIES, SUB_CATEGORIES, TASK_CATEGORIES
 VIDEOMME_GROUPS: dict[str, tuple[str, ...]] = {
@@ -76,9 +79,19 @@ def _mlvu_task(task: str) -> str:
   return _MLVU_ALIASES.get(task, task)
 
 
-def _key(sample: Sample) -> str:
+def _truth(sample: Sample, parser: Parser) -> list[float]:
+  if sample.benchmark == "charades_sta" and parser is not Parser.TIMELENS:
+    # _temporal_grounding_compute_metrics reads the truth back from the result key: lmms-eval/charades_sta's
+    # `timestamp`, which the dataset stores as float16 (the reader's meta["lmms_eval_span"])
+    span = sample.meta.get("lmms_eval_span", sample.span)
+  else:
+    span = sample.span
+  return [float(span[0]), float(span[1])]
+
+
+def _key(sample: Sample, truth: Sequence[float]) -> str:
   query = sample.meta.get("caption", sample.question) if sample.benchmark == "charades_sta" else sample.question
-  return f"{os.path.basename(sample.video)}>>>{query}>>>{[float(sample.span[0]), float(sample.span[1])]}"
+  return f"{os.path.basename(sample.video)}>>>{query}>>>{list(truth)}"
 
 
 def record(sample: Sample, response: Optional[str], parser: str = Parser.LMMS_EVAL, base_seed: int = 0,
@@ -97,19 +110,21 @@ def record(sample: Sample, response: Optional[str], parser: str = Parser.LMMS_EV
     The record (fields: see the module docstring).
   """
   parser = Parser(parser)
+  benchmark, _ = base_benchmark(sample.benchmark)
   out: dict[str, Any] = {"id": sample.id, "benchmark": sample.benchmark, "task": sample.task, "parser": parser.value,
                          "response": response, "parsed": None, "fallback": False, "fallback_seed": None,
                          "error": error}
-  if sample.benchmark == "mlvu_dev":
+  if benchmark == "mlvu_dev":
     out["task"] = _mlvu_task(sample.task)
-  if sample.benchmark == "videomme":
+  if benchmark == "videomme":
     out.update(duration=sample.task, domain=sample.meta.get("domain"), sub_category=sample.meta.get("sub_category"),
                task_type=sample.meta.get("task_type"))
-  if sample.benchmark == "longvideobench":
+  if benchmark == "longvideobench":
     out["duration_group"] = sample.meta.get("duration_group")
-  grounding = sample.benchmark in GROUNDING
+  grounding = benchmark in GROUNDING
   if grounding:
-    out.update(span=[float(sample.span[0]), float(sample.span[1])], iou=0.0, key=_key(sample))
+    truth = _truth(sample, parser)
+    out.update(span=truth, iou=0.0, key=_key(sample, truth))
   else:
     out.update(answer=sample.answer, correct=False)
   if error is not None:
@@ -255,6 +270,8 @@ def aggregate(benchmark: str, records: Iterable[Mapping[str, Any]]) -> dict[str,
   if wrong:
     raise ValueError(f"records of {sorted(wrong)} given to the {benchmark} aggregate")
   scored = [r for r in rows if r.get("error") is None]
+  name = benchmark
+  benchmark, _ = base_benchmark(benchmark)
   if benchmark == "mvbench":
     out = _mvbench(scored)
   elif benchmark == "videomme":
@@ -272,7 +289,7 @@ def aggregate(benchmark: str, records: Iterable[Mapping[str, Any]]) -> dict[str,
     out = _grounding(scored, Parser(kinds.pop()) if kinds else Parser.LMMS_EVAL)
   else:
     raise ValueError(f"unknown benchmark {benchmark!r}")
-  return {"benchmark": benchmark, "questions": len(scored), "errors": len(rows) - len(scored), **out}
+  return {"benchmark": name, "questions": len(scored), "errors": len(rows) - len(scored), **out}
 
 
 def paired_percent(records: Sequence[Mapping[str, Any]], baseline_records: Sequence[Mapping[str, Any]],

@@ -20,8 +20,8 @@ Grounding (``value`` is ``(start, end)`` in seconds or None):
 
 ==================== ========================================================================
 charades_sta         ``charades_sta/utils.py::extract_time`` (at most one pair, reordered)
-charades_timelens,   ``timelens/utils.py::extract_time`` (mm:ss first, first pair, not
-activitynet_timelens reordered); ``Parser.TIMELENS``: TimeLens ``timelens/utils.py::extract_time``
+TimeLens sets        ``timelens/utils.py::extract_time`` (mm:ss first, first pair, not
+                     reordered); ``Parser.TIMELENS``: TimeLens ``timelens/utils.py::extract_time``
                      with ``evaluation/eval_dataloader.py``'s rules (no pair: ``[duration + 10,
                      duration + 20]``; every time rounded to whole seconds; the first pair)
 ==================== ========================================================================
@@ -48,6 +48,7 @@ import random
 import re
 from typing import Optional, Sequence, Union
 
+from ottvid_jax.eval.prompts import TIMELENS, base_benchmark
 from ottvid_jax.eval.sample import LETTERS, Sample
 
 __all__ = ["Parsed", "Parser", "charades_extract_time", "egoschema_letter", "extract_mcq_answer", "fallback_seed",
@@ -126,7 +127,8 @@ def mvbench_process(answer: str) -> str:
 _MCQ_PHRASES = ("the answer is", "answer is", "the correct answer is", "correct answer is", "the best answer is",
                 "best answer is", "the correct option is", "correct option is", "the best option is", "best option is",
                 "the choice is", "choice is", "the correct choice is", "correct choice is", "i choose", "i select",
-                "i pick", "my answer is", "my choice is", "옵션", "정답은", "답은", "답:", "答案是", "答案为", "选", "答えは")
+                "i pick", "my answer is", "my choice is",
+                "옵션", "정답은", "답은", "답:", "答案是", "答案为", "选", "答えは")
 # (pattern around the letter, rank): a higher rank wins, then the later position
 _MCQ_FORMS = (("({})", 6), ("{}.", 5), ("{}:", 4), ("{})", 3), ("{} ", 2))
 
@@ -410,8 +412,8 @@ def parse(sample: Sample, response: str, parser: str = Parser.LMMS_EVAL, base_se
     :class:`Parsed`.
   """
   parser = Parser(parser)
-  benchmark = sample.benchmark
-  if parser is Parser.TIMELENS and benchmark not in ("charades_timelens", "activitynet_timelens"):
+  benchmark, _ = base_benchmark(sample.benchmark)
+  if parser is Parser.TIMELENS and benchmark not in TIMELENS:
     raise ValueError(f"parser 'timelens' is for the TimeLens sets, not {benchmark}")
   if benchmark == "mvbench":
     return Parsed(mvbench_process(response))
@@ -422,12 +424,12 @@ def parse(sample: Sample, response: str, parser: str = Parser.LMMS_EVAL, base_se
   if benchmark == "longvideobench":
     return longvideobench_letter(response, sample.letters, fallback_seed(sample.id, base_seed))
   if benchmark == "egoschema":
-    lines = sample.meta.get("option_lines") or [f"{l}. {o}" for l, o in zip(LETTERS, sample.options)]
+    lines = sample.meta.get("option_lines") or [f"{k}. {o}" for k, o in zip(LETTERS, sample.options)]
     return egoschema_letter(response, lines, fallback_seed(sample.id, base_seed))
   if benchmark == "charades_sta":
     found = charades_extract_time(response)
     return Parsed(tuple(found[0]) if found else None)
-  if benchmark in ("charades_timelens", "activitynet_timelens"):
+  if benchmark in TIMELENS:
     if parser is Parser.TIMELENS:
       if sample.duration is None:
         raise ValueError(f"{sample.id}: the TimeLens rule needs the video duration")

@@ -34,9 +34,11 @@ longvideobench   ``question``, ``options`` (the non-"N/A" candidates); with
 egoschema        ``question``; ``meta["option_lines"]``: the ``option`` lines of
                  ``lmms-eval/egoschema`` (``"A. ..."``), else built as ``"{letter}. {option}"``
 charades_sta     ``meta["caption"]``: ``lmms-eval/charades_sta``'s ``caption``, else ``question``
-charades_timelens, ``question`` (the query, cleaned by TimeLens ``parse_query``)
-activitynet_timelens
+TimeLens sets    ``question`` (the query, cleaned by TimeLens ``parse_query``)
 ================ ===========================================================================
+
+The registry names ``videomme_w_subtitle`` and ``longvideobench_i`` are the
+subtitle variants (``subtitles=True``) of ``videomme`` and ``longvideobench``.
 """
 
 from __future__ import annotations
@@ -51,12 +53,15 @@ import numpy as np
 
 from ottvid_jax.eval.sample import LETTERS, Sample
 
-__all__ = ["BENCHMARKS", "Backbone", "Style", "cv2_frame_info", "interleave_subtitles", "lvb_frame_timestamps",
-           "max_new_tokens", "prompt", "task_kwargs", "videomme_subtitle_lines"]
+__all__ = ["BENCHMARKS", "TIMELENS", "VARIANTS", "Backbone", "Style", "base_benchmark", "cv2_frame_info",
+           "interleave_subtitles", "lvb_frame_timestamps", "max_new_tokens", "prompt", "task_kwargs",
+           "videomme_subtitle_lines"]
 
-BENCHMARKS = ("mvbench", "videomme", "mlvu_dev", "longvideobench", "egoschema", "charades_sta", "charades_timelens",
-              "activitynet_timelens")
-TIMELENS = ("charades_timelens", "activitynet_timelens")
+TIMELENS = ("charades_timelens", "activitynet_timelens", "qvhighlights_timelens")
+# registry names of the subtitle variants, and the benchmark each varies
+VARIANTS = {"videomme_w_subtitle": "videomme", "longvideobench_i": "longvideobench"}
+BENCHMARKS = ("mvbench", "videomme", "videomme_w_subtitle", "mlvu_dev", "longvideobench", "longvideobench_i",
+              "egoschema", "charades_sta") + TIMELENS
 
 
 class Backbone(str, enum.Enum):
@@ -75,6 +80,8 @@ class Style(str, enum.Enum):
 # The yaml `lmms_eval_specific_kwargs` tables of lmms-eval 0.7.3, entries for models other than the three
 # backbones left out (they are never selected by them, and their keys are only read after a lookup).
 _MC_LETTER = "\nAnswer with the option's letter from the given choices directly."
+_LVB_POST = "Answer with the option's letter from the given choices directly.\n"
+_WORD = "\nAnswer the question using a single word or phrase."
 _KWARGS: dict[tuple[str, bool], dict[str, Any]] = {
     # tasks/mvbench/mvbench_<task>.yaml (all twenty tables are the same apart from sub_task)
     ("mvbench", False): {"default": {"post_prompt": "Only give the best option.\n"}},
@@ -83,17 +90,14 @@ _KWARGS: dict[tuple[str, bool], dict[str, Any]] = {
                           "llava_vid": {"pre_prompt": "", "post_prompt": "The best answer is:"}},
     # tasks/videomme/videomme_w_subtitle.yaml
     ("videomme", True): {
-        "default": {"frame_num": 32, "pre_prompt": "", "post_prompt": "\nAnswer the question using a single word or phrase."},
-        "llava_vid": {"frame_num": 768, "pre_prompt": "",
-                      "post_prompt": "\nAnswer the question using a single word or phrase."}},
+        "default": {"frame_num": 32, "pre_prompt": "", "post_prompt": _WORD},
+        "llava_vid": {"frame_num": 768, "pre_prompt": "", "post_prompt": _WORD}},
     # tasks/mlvu/mlvu_dev.yaml
     ("mlvu_dev", False): {"default": {"pre_prompt": "", "post_prompt": "\nOnly give the best option.\nBest option: ("}},
     # tasks/longvideobench/longvideobench_val_v.yaml, longvideobench_val_i.yaml
-    ("longvideobench", False): {
-        "default": {"pre_prompt": "", "post_prompt": "Answer with the option's letter from the given choices directly.\n"}},
+    ("longvideobench", False): {"default": {"pre_prompt": "", "post_prompt": _LVB_POST}},
     ("longvideobench", True): {
-        "default": {"pre_prompt": "", "post_prompt": "Answer with the option's letter from the given choices directly.\n",
-                    "insert_interleave_subtitles": True}},
+        "default": {"pre_prompt": "", "post_prompt": _LVB_POST, "insert_interleave_subtitles": True}},
     # tasks/egoschema/egoschema_subset.yaml
     ("egoschema", False): {"default": {"pre_prompt": "", "post_prompt": _MC_LETTER}},
     # tasks/charades_sta/charades.yaml ("seonds" as released)
@@ -117,7 +121,7 @@ _GROUNDER_PROMPT = ("Please find the visual event described by the sentence '{}'
 # generation_kwargs.max_new_tokens of each task yaml (0.7.3); the official TimeLens evaluation uses 512
 # (evaluation/eval_dataloader.py).
 _MAX_NEW_TOKENS = {"mvbench": 16, "videomme": 16, "mlvu_dev": 16, "longvideobench": 32, "egoschema": 16,
-                   "charades_sta": 50, "charades_timelens": 50, "activitynet_timelens": 50}
+                   "charades_sta": 50, "charades_timelens": 50, "activitynet_timelens": 50, "qvhighlights_timelens": 50}
 
 # tasks/videomme/utils.py: the prompt both Video-MME variants put before the question
 _VIDEOMME_INSTRUCTION = ("Select the best answer to the following multiple-choice question based on the video and the "
@@ -125,25 +129,29 @@ _VIDEOMME_INSTRUCTION = ("Select the best answer to the following multiple-choic
 _VIDEOMME_FONT = re.compile(r'<font color="white" size=".72c">(.*?)</font>')
 
 
-def _check(benchmark: str) -> None:
+def base_benchmark(benchmark: str) -> tuple[str, bool]:
+  """``(benchmark, subtitles)``: a subtitle variant's registry name as its benchmark and the subtitle flag."""
   if benchmark not in BENCHMARKS:
     raise ValueError(f"unknown benchmark {benchmark!r}; choose one of {BENCHMARKS}")
+  return VARIANTS.get(benchmark, benchmark), benchmark in VARIANTS
 
 
 def task_kwargs(benchmark: str, backbone: str, subtitles: bool = False) -> dict[str, Any]:
   """The task's ``lmms_eval_specific_kwargs`` as lmms-eval hands them to ``doc_to_text`` for this model.
 
   Args:
-    benchmark: a registry name.
+    benchmark: a registry name (a subtitle variant's name sets ``subtitles``).
     backbone: an lmms-eval model name (:class:`Backbone` or any other string).
-    subtitles: the subtitle variant (``videomme_w_subtitle``, ``longvideobench_val_i``).
+    subtitles: the subtitle variant (lmms-eval's ``videomme_w_subtitle``,
+      ``longvideobench_val_i``).
 
   Returns:
     The resolved table: the model's own entry if the yaml names the model, else
     the whole table (model entries included) with ``default`` merged on top, as
     ``api/task.py::_prepare_model_specific_config`` does.
   """
-  _check(benchmark)
+  benchmark, variant = base_benchmark(benchmark)
+  subtitles = subtitles or variant
   name = "timelens" if benchmark in TIMELENS else benchmark
   if (name, bool(subtitles)) not in _KWARGS:
     raise ValueError(f"{benchmark} has no subtitle variant")
@@ -156,7 +164,7 @@ def task_kwargs(benchmark: str, backbone: str, subtitles: bool = False) -> dict[
 
 def max_new_tokens(benchmark: str, style: str = Style.LMMS_EVAL) -> int:
   """The generation length: the task yaml's ``max_new_tokens``, or 512 for the official TimeLens evaluation."""
-  _check(benchmark)
+  benchmark, _ = base_benchmark(benchmark)
   if Style(style) is Style.TIMELENS:
     if benchmark not in TIMELENS:
       raise ValueError(f"style 'timelens' is for the TimeLens sets, not {benchmark}")
@@ -203,7 +211,10 @@ def _srt_seconds(text: str) -> float:
 
 
 def _read_srt(path: str) -> dict[tuple[float, float], str]:
-  """``{(start, end): text}`` as ``videomme/utils.py::load_subtitles`` reads an ``.srt`` (a repeated span keeps its place, the later text)."""
+  """``{(start, end): text}`` as ``videomme/utils.py::load_subtitles`` reads an ``.srt``.
+
+  A repeated span keeps its first place and its last text (a dict update).
+  """
   entries: dict[tuple[float, float], str] = {}
   with open(path, encoding="utf-8") as f:
     blocks = f.read().split("\n\n")
@@ -349,15 +360,16 @@ def prompt(sample: Sample, backbone: str, style: str = Style.LMMS_EVAL, *, subti
       yaml's per-model pre/post prompts.
     style: :class:`Style`; ``"timelens"`` only for the TimeLens sets.
     subtitles: Video-MME's ``videomme_w_subtitle`` or LongVideoBench's
-      ``val_i`` (interleaved subtitles) instead of the plain task.
+      ``val_i`` (interleaved subtitles) instead of the plain task; implied by
+      the registry names ``videomme_w_subtitle`` and ``longvideobench_i``.
     fps: Video-MME with subtitles: the video's ``CAP_PROP_FPS``.
     frame_count: Video-MME with subtitles: ``int(CAP_PROP_FRAME_COUNT)``.
 
   Returns:
     The prompt string.
   """
-  benchmark = sample.benchmark
-  _check(benchmark)
+  benchmark, variant = base_benchmark(sample.benchmark)
+  subtitles = subtitles or variant
   if Style(style) is Style.TIMELENS:
     if benchmark not in TIMELENS:
       raise ValueError(f"style 'timelens' is for the TimeLens sets, not {benchmark}")
