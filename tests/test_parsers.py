@@ -98,6 +98,8 @@ def test_extract_mcq_answer_equals_lmms_eval(choices):
   extract = ref("mcq_extract").extract_mcq_answer
   for response in RESPONSES:
     assert parsers.extract_mcq_answer(response, choices) == extract(response, choices=list(choices)), response
+  if choices == "ABCDEFGH":
+    assert all(parsers.extract_mcq_answer(r) == extract(r) for r in RESPONSES)
 
 
 def test_videomme_and_mlvu_process_results_equal():

@@ -133,8 +133,10 @@ _MCQ_PHRASES = ("the answer is", "answer is", "the correct answer is", "correct 
 _MCQ_FORMS = (("({})", 6), ("{}.", 5), ("{}:", 4), ("{})", 3), ("{} ", 2))
 
 
-def extract_mcq_answer(response: str, choices: Sequence[str] = "ABCD") -> str:
+def extract_mcq_answer(response: str, choices: Optional[Sequence[str]] = None) -> str:
   """``_task_utils/mcq_extract.py::extract_mcq_answer``: the best-ranked letter, ``""`` if none.
+
+  ``choices`` defaults, as there, to A-H (Video-MME and MLVU pass A-D).
 
   Ranks: a standalone letter at the start (10) or end (9), the first letter
   after an answer phrase (7), ``(X)`` (6), ``X.`` (5), ``X:`` (4), ``X)`` (3),
@@ -143,9 +145,9 @@ def extract_mcq_answer(response: str, choices: Sequence[str] = "ABCD") -> str:
   """
   if not response or not response.strip():
     return ""
-  letters = list(choices) or list(LETTERS)
+  letters = list(choices or LETTERS)
   text = response.strip()
-  for mark in (",", ".", "!", "?", ";", ":", "'", '"'):  # one strip per mark, in this order
+  for mark in (",", ".", "!", "?", ";", ":", "'", '"'):  # mcq_extract.py::extract_mcq_answer: one strip per mark
     text = text.strip(mark)
   text = f" {text} "
   found: list[tuple[int, int, str]] = []  # (rank, position, letter)
@@ -191,7 +193,7 @@ def videomme_v0_7_1(response: str) -> str:
   for prefix in _V071_PREFIXES:
     text = text.replace(prefix, "")
   match = re.search("[ABCD]", text)
-  # a long answer without a letter gives "" (the same as no letter at all)
+  # videomme extract_characters_regex (v0.7.1): a long answer without a letter gives "" (as no letter does)
   if len(text.split()) > 10 and not match:
     return ""
   return match[0] if match else ""
@@ -227,7 +229,9 @@ def longvideobench_letter(response: str, letters: str, seed: int) -> Parsed:
   text = response.strip()
   for prefix in _LVB_PREFIXES:
     text = text.replace(prefix, "")
-  match = re.search("[ABCDE]", text)  # also covers its "more than 10 words and no letter" rule
+  # longvideobench parse_multi_choice_response: A-E whatever the option count (its "more than 10 words and no
+  # letter" rule draws at random too, so this one search covers it)
+  match = re.search("[ABCDE]", text)
   if match:
     return Parsed(match[0])
   return Parsed(random.Random(seed).choice(list(letters)), fallback=True, seed=seed)
@@ -250,8 +254,9 @@ def egoschema_letter(response: str, option_lines: Sequence[str], seed: int) -> P
     seed: the random draw's seed.
   """
   letters = LETTERS[:5]
+  # egoschema/utils.py::get_multi_choice_info: an option's "text" is its whole line, letter included
   answers = {letter: str(line).strip() for letter, line in zip(letters, option_lines)}
-  for mark in (",", ".", "!", "?", ";", ":", "'"):
+  for mark in (",", ".", "!", "?", ";", ":", "'"):  # egoschema parse_multi_choice_response: no whitespace strip
     response = response.strip(mark)
   text = f" {response} "
   found = [f"({letter})" for letter in letters if f"({letter})" in text]
@@ -302,6 +307,7 @@ def charades_extract_time(text: str) -> list[list[float]]:
   range, a number range, clock times (paired), each sentence's first number
   (paired), numbers with an ``s`` unit around a dash.
   """
+  # charades_sta/utils.py::extract_time: every "to" becomes "-", inside words too
   text = text.lower().replace("a specific example is : 20.8 - 30.0 seconds", "").replace("to", "-")
   sentences = re.split(r"[!?\n]", text)
   chosen = [s for s in sentences if any(k in s for k in _CH_KEYWORDS)] or sentences
@@ -328,7 +334,7 @@ def charades_extract_time(text: str) -> list[list[float]]:
       if matches:
         found = [[float(a), float(b)] for a, b in matches]
         break
-  return [[a, b] if b > a else [b, a] for a, b in found[:1]]
+  return [[a, b] if b > a else [b, a] for a, b in found[:1]]  # charades extract_time: the first pair, ordered
 
 
 _TL_CLOCK = re.compile(r"\b(\d{1,2}:\d{2}:\d{2}(?:\.\d+)?|\d{1,2}:\d{2}(?:\.\d+)?)\b")
@@ -381,6 +387,7 @@ def timelens_official_span(text: str, duration: float) -> Parsed:
   if fallback:
     found = [(duration + 10, duration + 20)]
   start, end = found[0]
+  # eval_dataloader.py: round(t / UNIT) * UNIT with UNIT = 1.0; compute_metrics.py: timestamps[0]
   return Parsed((round(start / 1.0) * 1.0, round(end / 1.0) * 1.0), fallback=fallback)
 
 
