@@ -48,6 +48,7 @@ def read(root: str) -> ReadResult:
     if not (isinstance(answer, int) and not isinstance(answer, bool) and 0 <= answer < OPTIONS):
       reading.skip(Skip.ANSWER_NOT_AMONG_CANDIDATES, f"{where}: subset_answers.json gives {answer!r}")
       continue
+    # egoschema_doc_to_visual: videos/<q_uid>.mp4, then .MP4; good_clips_git/ is the Drive archive's folder
     video = first_file(os.path.join(root, folder, uid + ext)
                        for folder, ext in (("videos", ".mp4"), ("videos", ".MP4"), ("good_clips_git", ".mp4")))
     if video is None:

@@ -41,6 +41,7 @@ def read(root: str, subtitles: bool = False, benchmark: str = "longvideobench") 
     if not 0 <= row["correct_choice"] < len(row["candidates"]):
       reading.skip(Skip.ANSWER_NOT_AMONG_CANDIDATES, f"{where}: correct_choice {row['correct_choice']}")
       continue
+    # longvideobench_doc_to_visual_v / _i: videos/<video_path>; doc_to_text: subtitles/<subtitle_path>
     video = os.path.join(root, "videos", row["video_path"])
     if not os.path.isfile(video):
       reading.skip(Skip.MISSING_VIDEO, f"{where}: videos/{row['video_path']}")

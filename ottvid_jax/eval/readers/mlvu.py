@@ -60,7 +60,7 @@ def split_options(text: str):
     if match is None or match.group(1) != LETTERS[len(options):len(options) + 1]:
       return None
     options.append(match.group(2).strip())
-  head = [line for line in lines[:first]]
+  head = list(lines[:first])
   while head and not head[-1].strip():
     head.pop()
   if head and head[-1].strip().lower() == "options:":
@@ -154,6 +154,7 @@ def _lmms(root: str, tables: list) -> ReadResult:
       if answer is None:
         reading.skip(Skip.ANSWER_NOT_AMONG_CANDIDATES, f"{where}: {row['answer']!r}")
         continue
+      # mlvu_doc_to_visual_dev joins video_name to the data root; video/ is a fallback of this reader
       video = first_file([os.path.join(root, row["video_name"]), os.path.join(root, "video", row["video_name"])])
       if video is None:
         reading.skip(Skip.MISSING_VIDEO, f"{where}: {row['video_name']}")

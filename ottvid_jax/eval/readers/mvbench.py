@@ -148,7 +148,7 @@ def _entry(reading: Reading, row, where: str, task: str, index: int, base: str, 
 
 
 def read(root: str) -> ReadResult:
-  """Reads an MVBench release (either layout) under ``root``."""
+  """Reads an MVBench release (either layout) under ``root``; the task is the json file's stem."""
   files = sorted(glob.glob(os.path.join(root, "json", "*.json")))
   if not any(os.path.splitext(os.path.basename(p))[0] in OFFICIAL_SOURCES for p in files):
     raise layout_error("mvbench", EXPECTED, root)

@@ -59,6 +59,7 @@ def read(root: str, benchmark: str) -> ReadResult:
       reading.skip(Skip.UNPAIRED, f"{where}: {len(spans)} spans, {len(queries)} queries",
                    count=abs(len(spans) - len(queries)))
     video = first_file(os.path.join(base, "videos", name, vid + ".mp4") for base in bases)
+    # timelens_data.py::load_annos pairs spans and queries with zip
     for index, (span, query) in enumerate(zip(spans, queries)):
       if not (_span(span) and isinstance(query, str) and parse_query(query)):
         reading.skip(Skip.CORRUPT_ENTRY, f"{where}[{index}]: span {span!r}, query {query!r}")
