@@ -165,9 +165,11 @@ def torch_linspace(start: float, end: float, steps: int, fused: bool = True) -> 
   ``linspace_kernel``) computes ``step = (end - start) / (steps - 1)`` in
   float32, then ``start + step * i`` for the first ``steps // 2`` values and
   ``end - step * (steps - 1 - i)`` for the rest. Its AVX2 and AVX-512 builds
-  contract each product and sum into one fused multiply-add (one rounding),
-  which ``fused=True`` reproduces exactly; ``fused=False`` rounds twice, as
-  its baseline build (``ATEN_CPU_CAPABILITY=default``) does.
+  (what a GPU server's CPU runs) contract each product and sum into one fused
+  multiply-add (one rounding), which ``fused=True`` reproduces exactly;
+  ``fused=False`` rounds twice, as its baseline build
+  (``ATEN_CPU_CAPABILITY=default``) does. On long videos the two, and
+  float64's ``np.linspace``, round to different frames.
 
   Returns:
     ``float32[steps]``.
