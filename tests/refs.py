@@ -1,18 +1,20 @@
 """The reference implementations the tests compare against, imported so that they load on a CPU-only machine.
 
 PyPI's torchvision wheel for torch 2.13 is a CUDA build whose compiled
-operators do not load beside the CPU build of torch; its import then stops
-while registering fake kernels for those operators (``torchvision::nms``).
-Nothing the tests use needs them (``transforms.functional.resize`` runs on
-torch's own ``interpolate``), so :func:`torchvision` imports it with those
-registrations skipped. qwen-vl-utils imports torchvision at the top, so it is
-imported through here too.
+operators do not load beside the CPU build of torch; nothing the tests use
+needs them (``transforms.functional.resize`` runs on torch's own
+``interpolate``), so :func:`torchvision` imports it as
+:func:`tests.hf_tiny.import_torchvision` does. qwen-vl-utils imports
+torchvision at the top, so it is imported through here too.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import sys
+
+from tests import hf_tiny
 
 __all__ = ["qwen_vl_utils", "torchvision"]
 
@@ -20,26 +22,9 @@ __all__ = ["qwen_vl_utils", "torchvision"]
 @functools.cache
 def torchvision():
   """The ``torchvision`` module, imported without its compiled operators if they do not load."""
-  import torch.library  # pylint: disable=import-outside-toplevel
-
-  register_fake = torch.library.register_fake
-
-  def tolerant(op, *args, **kwargs):
-    decorate = register_fake(op, *args, **kwargs)
-
-    def apply(fn):
-      try:
-        return decorate(fn)
-      except RuntimeError:  # the operator's compiled library did not load
-        return fn
-
-    return apply
-
-  torch.library.register_fake = tolerant
-  try:
-    return importlib.import_module("torchvision")
-  finally:
-    torch.library.register_fake = register_fake
+  if "torchvision" in sys.modules:  # tests/conftest.py imports it first
+    return sys.modules["torchvision"]
+  return hf_tiny.import_torchvision()
 
 
 @functools.cache
