@@ -9,9 +9,10 @@ from typing import Optional
 import jax.numpy as jnp
 
 from ottvid_jax import compressor
+from ottvid_jax import inputs as inputs_lib
 from ottvid_jax import video as video_lib
 
-__all__ = ["Answer", "answer", "compression_for", "generate", "load_backbone", "make_answerer"]
+__all__ = ["Answer", "Answerer", "answer", "compression_for", "generate", "load_backbone", "make_answerer"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,21 +48,28 @@ def generate(model, batch, sampling, compression, progress=None):
   return backbone.generate(model, batch, sampling, compression, progress=progress)
 
 
-def answer(checkpoint: str, video: str, question: str, retention: Optional[float] = 0.1, frames: int = 16,
-           max_new_tokens: int = 128, dtype=jnp.bfloat16, progress=None) -> Answer:
-  """Loads the checkpoint, reads the video and answers (greedy decoding).
+def answer(checkpoint: str, video: str, question: str, retention: Optional[float] = 0.1,
+           frames: Optional[int] = None, max_new_tokens: int = 128, dtype=jnp.bfloat16, progress=None,
+           protocol: str = "paper") -> Answer:
+  """Loads the checkpoint, reads the video as ``protocol`` samples it and answers (greedy decoding).
 
-  ``retention`` None or 1.0 runs the uncompressed model.
+  ``retention`` None or 1.0 runs the uncompressed model; ``frames`` overrides
+  the protocol's frame count (:meth:`~ottvid_jax.eval.protocol.Protocol.with_frames`).
   """
+  from ottvid_jax.eval.protocol import get_protocol  # pylint: disable=import-outside-toplevel
   from ottvid_jax.models.generate import SamplingConfig  # pylint: disable=import-outside-toplevel
 
   if retention is not None and not 0.0 < retention <= 1.0:
     raise ValueError(f"retention must lie in (0, 1], got {retention}")
+  chosen = get_protocol(protocol)
+  if frames is not None:
+    chosen = chosen.with_frames(frames)
+  video_lib.probe(video)  # an unreadable video fails before the checkpoint loads
   model, processor, load_s = load_backbone(checkpoint, dtype)
-  clip = video_lib.read_video(video, num_frames=frames)
-  batch = processor(clip, question, max_length=model.config.text.max_position_embeddings - max_new_tokens)
+  prepared = inputs_lib.prepare(model, processor, chosen.inputs[inputs_lib.backbone_name(model)], video, question,
+                                max_length=model.config.text.max_position_embeddings - max_new_tokens)
   compression = None if retention in (None, 1.0) else compressor.OTTVidConfig(retention=float(retention))
-  result = generate(model, batch, SamplingConfig(max_new_tokens=max_new_tokens), compression, progress)
+  result = generate(model, prepared.batch, SamplingConfig(max_new_tokens=max_new_tokens), compression, progress)
   timings = dict(result.timings, load_s=load_s)
   return Answer(processor.decode(result.tokens[0]), int(result.input_visual_tokens[0]),
                 int(result.visual_tokens[0]), result.llm_length, int(result.timings["new_tokens"]), timings)
@@ -78,49 +86,64 @@ def compression_for(method: str, retention: float):
   return peers.PeerConfig(method, float(retention))
 
 
-def default_frames(model) -> int:
-  """The evaluation frame counts of the paper's protocol: 64 for LLaVA-Video, else 32."""
-  newline = getattr(model.config, "newline", None)
-  return 64 if newline == "grid" else 32
-
-
-def make_answerer(checkpoint: str, method: str = "ottvid", retention: float = 0.1, frames: Optional[int] = None,
+def make_answerer(checkpoint: str, method: str = "ottvid", retention: float = 0.1, protocol=None,
                   dtype=jnp.bfloat16, devices=None, tensor_parallel: bool = False):
-  """``sample -> (response, extra)`` for ``ottvid_jax.eval.evaluate``: the model is loaded once.
+  """``sample -> (response, extra)`` for :func:`ottvid_jax.eval.evaluate`: the model is loaded once.
 
-  Greedy decoding, 8 new tokens for multiple choice and 48 for grounding;
-  ``extra`` records the visual tokens before and after compression and the time
-  to the first token.
+  Each question is asked as ``protocol`` says (its frames, pixels, time
+  positions, prompt wording and ``max_new_tokens`` for the question's
+  benchmark and this backbone), greedily decoded. ``extra`` records what
+  produced the answer: the sampled frame numbers, the grid and time positions
+  (Qwen2.5-VL) or the pixel shape (LLaVA), the prompt, the visual tokens
+  before and after compression and the time to the first token.
 
   With ``devices`` (a list), returns one answerer per device, each with its own
   replica of the weights (data parallel: give the list to ``evaluate``); with
   ``tensor_parallel``, one answerer whose weights are split over all local
-  devices (``ottvid_jax.models.sharding``).
+  devices (``ottvid_jax.models.sharding``). The answerers' ``backbone``
+  attribute names the backbone.
   """
+  from ottvid_jax.eval.protocol import PAPER  # pylint: disable=import-outside-toplevel
   from ottvid_jax.models import sharding  # pylint: disable=import-outside-toplevel
 
   model, processor, _ = load_backbone(checkpoint, dtype)
   if tensor_parallel:
     model = sharding.tensor_parallel(model, sharding.make_mesh())
+  protocol = protocol or PAPER
   if devices:
-    return [_answerer(sharding.replicate_to(model, d), processor, method, retention, frames) for d in devices]
-  return _answerer(model, processor, method, retention, frames)
+    return [Answerer(sharding.replicate_to(model, d), processor, compression_for(method, retention), protocol)
+            for d in devices]
+  return Answerer(model, processor, compression_for(method, retention), protocol)
 
 
-def _answerer(model, processor, method, retention, frames):
-  from ottvid_jax.eval import prompt  # pylint: disable=import-outside-toplevel
-  from ottvid_jax.models.generate import SamplingConfig  # pylint: disable=import-outside-toplevel
+@dataclasses.dataclass
+class Answerer:
+  """Answers benchmark questions with one model replica under one protocol."""
 
-  compression = compression_for(method, retention)
-  frames = frames or default_frames(model)
+  model: object
+  processor: object
+  compression: object
+  protocol: object
 
-  def answer_sample(sample):
-    clip = video_lib.read_video(sample.video, num_frames=frames)
-    new_tokens = 48 if sample.grounding else 8
-    batch = processor(clip, prompt(sample), max_length=model.config.text.max_position_embeddings - new_tokens)
-    result = generate(model, batch, SamplingConfig(max_new_tokens=new_tokens), compression)
-    return processor.decode(result.tokens[0]), {"visual_tokens_in": int(result.input_visual_tokens[0]),
-                                                "visual_tokens_llm": int(result.visual_tokens[0]),
-                                                "first_token_s": result.timings["first_token_s"]}
+  @property
+  def backbone(self) -> str:
+    return inputs_lib.backbone_name(self.model)
 
-  return answer_sample
+  def __call__(self, sample) -> tuple[str, dict]:
+    from ottvid_jax.eval import prompts  # pylint: disable=import-outside-toplevel
+    from ottvid_jax.models.generate import SamplingConfig  # pylint: disable=import-outside-toplevel
+
+    backbone, benchmark = self.backbone, sample.benchmark
+    context = {}
+    if benchmark == "videomme_w_subtitle":
+      fps, count = prompts.cv2_frame_info(sample.video)
+      context = {"fps": fps, "frame_count": count}
+    text = prompts.prompt(sample, backbone, self.protocol.style(benchmark), **context)
+    new_tokens = self.protocol.new_tokens(benchmark)
+    prepared = inputs_lib.prepare(self.model, self.processor, self.protocol.inputs_for(backbone, benchmark),
+                                  sample.video, text, window=sample.window, frame_rate=sample.frame_rate,
+                                  max_length=self.model.config.text.max_position_embeddings - new_tokens)
+    result = generate(self.model, prepared.batch, SamplingConfig(max_new_tokens=new_tokens), self.compression)
+    return self.processor.decode(result.tokens[0]), {
+        **prepared.describe(), "max_new_tokens": new_tokens, "visual_tokens_in": int(result.input_visual_tokens[0]),
+        "visual_tokens_llm": int(result.visual_tokens[0]), "first_token_s": result.timings["first_token_s"]}

@@ -1,4 +1,13 @@
-"""The evaluation harness end to end: every benchmark format, a tiny model, real clips."""
+"""``ottvid eval`` end to end: every miniature release, a tiny random checkpoint, the paper's protocol.
+
+Each run's records are checked against what the protocol says the run must
+have done: the questions read (ids, order, skips), the frames sampled for each
+(the protocol's rule on the sample's video and window), Qwen2.5-VL's time
+positions, the exact prompt, the parser and the generation budget; then the
+reliability of the results file through the command itself (resume, identity,
+torn line, lock, retried errors, Ctrl-C, every question failing, the paired
+baseline).
+"""
 
 import json
 import os
@@ -6,9 +15,12 @@ import os
 import jax.numpy as jnp
 import pytest
 
-from ottvid_jax import cli, eval as evaluation, video
-from ottvid_jax.answer import make_answerer
-from tests import hf_tiny
+from ottvid_jax import cli, sampling, video
+from ottvid_jax import eval as evaluation
+from ottvid_jax.eval import prompts, protocol as protocols, results
+from tests import hf_tiny, releases
+
+FRAMES = 2  # a tiny model's context holds the prompt of two frames at the paper's pixel bounds
 
 
 @pytest.fixture(scope="module")
@@ -16,127 +28,169 @@ def checkpoint(tmp_path_factory):
   return hf_tiny.save_tiny_qwen(str(tmp_path_factory.mktemp("tiny_qwen_eval")), seed=2)
 
 
-def clip(folder, name):
-  os.makedirs(os.path.dirname(folder / name), exist_ok=True)
-  os.symlink(video.sample_clip("bikes")[0], folder / name)
+def run(*args):
+  return cli.main(["eval", "--dtype", "float32", *args])
 
 
-def write(path, content):
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path, "w", encoding="utf-8") as f:
-    f.write(content if isinstance(content, str) else json.dumps(content))
+def eval_args(checkpoint, release, out_dir, *more):
+  return ["--checkpoint", checkpoint, "--benchmark", release.benchmark, "--data", release.path, "--frames",
+          str(FRAMES), "--results-dir", str(out_dir), *more]
 
 
-def make_benchmark(name, root):
-  """Annotations in each benchmark's own format: two good questions, one corrupt entry, one missing video."""
-  d = root / name
-  if name in ("mvbench", "mlvu_dev"):
-    task = "action_sequence" if name == "mvbench" else "1_plotQA"
-    clip(d, f"video/{task}/a.mp4")
-    rows = [{"video": "a.mp4", "question": "what happens?", "candidates": ["run", "walk", "sit"], "answer": "walk"},
-            {"video": "a.mp4", "question": "who?", "candidates": ["a", "b"], "answer": "a"},
-            {"video": "a.mp4", "question": "bad", "candidates": ["x"], "answer": "not a candidate"},
-            {"video": "gone.mp4", "question": "q", "candidates": ["x", "y"], "answer": "x"}]
-    write(d / f"json/{task}.json", rows)
-  elif name == "videomme":
-    clip(d, "data/v1.mp4")
-    rows = [{"videoID": "v1", "question_id": "1", "duration": "short", "task_type": "Counting",
-             "question": "how many?", "options": ["A. one", "B. two", "C. three", "D. four"], "answer": "B"},
-            {"videoID": "v1", "question_id": "2", "duration": "short", "task_type": "OCR", "question": "text?",
-             "options": ["A. x", "B. y", "C. z", "D. w"], "answer": "D"},
-            {"videoID": "v9", "question_id": "4", "question": "q", "options": ["A. a", "B. b"], "answer": "A"}]
-    write(d / "videomme.jsonl", "\n".join(json.dumps(r) for r in rows[:2]) + "\n{broken json\n" +
-          "\n".join(json.dumps(r) for r in rows[2:]) + "\n")
-  elif name == "longvideobench":
-    clip(d, "videos/x.mp4")
-    rows = [{"id": "1", "video_path": "x.mp4", "question": "q1", "candidates": ["a", "b", "c", "d"],
-             "correct_choice": 2, "question_category": "T3E"},
-            {"id": "2", "video_path": "x.mp4", "question": "q2", "candidates": ["a", "b"], "correct_choice": 0},
-            {"id": "3", "video_path": "x.mp4", "question": "q3"},
-            {"id": "4", "video_path": "none.mp4", "question": "q", "candidates": ["a"], "correct_choice": 0}]
-    write(d / "lvb_val.json", rows)
-  elif name == "egoschema":
-    clip(d, "videos/u1.mp4")
-    clip(d, "videos/u2.mp4")
-    options = {f"option {i}": f"o{i}" for i in range(5)}
-    write(d / "questions.json", [{"q_uid": "u1", "question": "q", **options}, {"q_uid": "u2", "question": "q2",
-                                 **options}, {"q_uid": "u3", "question": "x"}, {"q_uid": "u4", "question": "q", **options}])
-    write(d / "subset_answers.json", {"u1": 3, "u2": 0, "u3": 1, "u4": 2})  # u4 has no video
-  elif name == "charades_sta":
-    clip(d, "videos/AB12.mp4")
-    write(d / "charades_sta_test.txt", "AB12 1.0 4.5##a person opens a door.\nAB12 2 8##a person sits.\n"
-          "corrupt line\nZZ99 0 1##missing video.\n")
-  else:
-    clip(d, "videos/c.mp4")
-    rows = [{"video": "c.mp4", "query": "someone rides", "span": [1.0, 5.0], "duration": 10.0},
-            {"video": "c.mp4", "query": "a bike turns", "timestamp": [6, 9]},
-            {"video": "c.mp4", "query": "bad span", "span": [5, 1]},
-            {"video": "lost.mp4", "query": "q", "span": [0, 1]}]
-    write(d / "annotations.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
-  return str(d)
+def only_file(folder):
+  found = [os.path.join(d, f) for d, _, files in os.walk(folder) for f in files if f.endswith(".jsonl")]
+  assert len(found) == 1, found
+  return found[0]
 
 
-@pytest.mark.parametrize("name", sorted(evaluation.BENCHMARKS))
-def test_every_format_end_to_end(name, tmp_path, checkpoint):
-  data = make_benchmark(name, tmp_path)
-  samples, problems = evaluation.read_benchmark(name, data)
-  assert len(samples) == 2, problems
-  assert len(problems) == 2 and any("missing video" in p for p in problems)
-  answer = make_answerer(checkpoint, "ottvid", 0.25, frames=4, dtype=jnp.float32)
-  out = str(tmp_path / "results" / f"{name}.jsonl")
-  records = evaluation.evaluate(samples, answer, out, limit=1)  # interrupted after one question
-  assert len(records) == 1
-  records = evaluation.evaluate(samples, answer, out)  # resumes: the second only
-  assert [r["id"] for r in records] == [s.id for s in samples]
-  assert evaluation.evaluate(samples, answer, out) == records  # nothing left to do
-  summary = evaluation.summarise(records, baseline=records)
-  if samples[0].grounding:
-    assert set(summary) >= {"mIoU", "R1@0.3", "R1@0.5", "R1@0.7"}
-    assert all(0.0 <= r["iou"] <= 1.0 for r in records)
-  else:
-    assert 0.0 <= summary["overall"] <= 100.0 and summary["tasks"]
-    assert all(r["target"] in "ABCDE" for r in records)
-  assert all(r["visual_tokens_llm"] <= r["visual_tokens_in"] for r in records)
-  if summary.get("overall", summary.get("mIoU")):
-    assert summary["percent_of_uncompressed"] == pytest.approx(100.0)
+@pytest.mark.parametrize("name", sorted(releases.RELEASES))
+def test_every_release_end_to_end(name, tmp_path, checkpoint, capsys):
+  release = releases.RELEASES[name](tmp_path)
+  assert run(*eval_args(checkpoint, release, tmp_path / "results", "--method", "visionzip",
+                        "--retention", "0.25")) == 0
+  printed = capsys.readouterr().out
+  assert f"read {release.count} question" in printed
+  path = only_file(tmp_path / "results")
+  identity, records = evaluation.read_results(path)
+  assert [r["id"] for r in records] == list(release.ids)
+  assert identity.benchmark == release.benchmark and identity.method == "visionzip" and identity.retention == 0.25
+  assert identity.protocol == f"paper+frames={FRAMES}" and identity.backbone == "qwen2_5_vl"
+  assert os.path.basename(path) == os.path.basename(identity.file_name())
+
+  protocol = protocols.PAPER.with_frames(FRAMES)
+  inputs = protocol.inputs_for("qwen2_5_vl", release.benchmark)
+  samples = {s.id: s for s in evaluation.read_benchmark(release.benchmark, release.path).samples}
+  for record in records:
+    sample = samples[record["id"]]
+    assert record.get("error") is None, record
+    info = video.probe(sample.video, sample.frame_rate)
+    expected = sampling.frame_indices(inputs.frames, info.total_frames, info.fps, sample.window)
+    assert record["frames"] == [int(i) for i in expected.indices]
+    if sample.window is not None:
+      start, end = sample.window
+      assert all(start * info.fps - 1 <= i <= end * info.fps for i in record["frames"])
+    assert record["second_per_grid"] == [1.0]  # the authors' runs: transformers' default 2 fps, 2 / 2
+    context = {}
+    if release.benchmark == "videomme_w_subtitle":
+      fps, count = prompts.cv2_frame_info(sample.video)
+      context = {"fps": fps, "frame_count": count}
+    asked = prompts.prompt(sample, "qwen2_5_vl", protocol.style(release.benchmark), **context)
+    assert record["prompt"] == asked.replace("<image>", "")
+    assert record["parser"] == protocol.parser_for(release.benchmark).value
+    assert record["max_new_tokens"] == protocol.new_tokens(release.benchmark)
+    assert record["visual_tokens_llm"] <= record["visual_tokens_in"]
+
+  with open(os.path.splitext(path)[0] + ".summary.json", encoding="utf-8") as f:
+    summary = json.load(f)
+  assert summary["questions"] == release.count and summary["answered"] == release.count
+  assert summary["errors"] == 0 and summary["pending"] == 0
+  assert summary["scores"]["questions"] == release.count
+  assert 0.0 <= summary["scores"]["overall"] <= 100.0
+
+  # A second run answers nothing and changes nothing.
+  before = open(path, encoding="utf-8").read()
+  assert run(*eval_args(checkpoint, release, tmp_path / "results", "--method", "visionzip",
+                        "--retention", "0.25")) == 0
+  assert open(path, encoding="utf-8").read() == before
 
 
-def test_unreadable_video_is_an_error_record(tmp_path):
-  sample = evaluation.Sample("x", str(tmp_path / "broken.mp4"), "t", "q", ("a", "b"), "A")
-  (tmp_path / "broken.mp4").write_bytes(b"nope")
+def test_resume_identity_torn_line_lock_and_baseline(tmp_path, checkpoint, capsys):
+  release = releases.build_charades_sta(tmp_path)
+  out_dir = tmp_path / "results"
+  # The uncompressed baseline, interrupted after two questions, then resumed.
+  assert run(*eval_args(checkpoint, release, out_dir, "--method", "none", "--limit", "2")) == 0
+  base_path = only_file(out_dir)
+  assert len(evaluation.read_results(base_path)[1]) == 2
+  with open(base_path, "ab") as f:
+    f.write(b'{"id": "torn by a kill')  # a kill mid-write
+  assert run(*eval_args(checkpoint, release, out_dir, "--method", "none")) == 0
+  _, base = evaluation.read_results(base_path)
+  assert [r["id"] for r in base] == list(release.ids)
+  assert all(json.loads(line) for line in open(base_path, encoding="utf-8"))
 
-  def answer(s):
-    video.read_video(s.video, num_frames=2)
-    return "A", {}
+  # Another method into the baseline's file is refused, naming what differs.
+  capsys.readouterr()
+  assert run(*eval_args(checkpoint, release, out_dir, "--method", "ottvid", "--out", base_path)) == 2
+  assert "holds another run's results" in capsys.readouterr().err
 
-  records = evaluation.evaluate([sample], answer, str(tmp_path / "r.jsonl"))
-  assert "cannot read video" in records[0]["error"]
-  assert evaluation.summarise(records)["errors"] == 1
+  # A second run on a file in use is refused.
+  identity, _ = evaluation.read_results(base_path)
+  with results.ResultsFile(base_path, identity):
+    assert run(*eval_args(checkpoint, release, out_dir, "--method", "none")) == 2
+  assert "another run" in capsys.readouterr().err
 
-
-def test_parsing_and_metrics():
-  assert evaluation.parse_letter("The best answer is (C).") == "C"
-  assert evaluation.parse_letter("B. walk") == "B"
-  assert evaluation.parse_letter("I think the man is walking towards the door while carrying a bag.") is None
-  assert evaluation.parse_letter("E", count=4) is None
-  assert evaluation.parse_span("The event happens in 3.5 - 7 seconds, then ...") == (3.5, 7.0)
-  assert evaluation.parse_span("from 12 to 4.5 seconds") == (4.5, 12.0)
-  assert evaluation.parse_span("no times here") is None
-  assert evaluation.iou((0, 10), (5, 15)) == pytest.approx(5 / 15)
-  metrics = evaluation.grounding_metrics([{"iou": 0.2}, {"iou": 0.6}, {"iou": 0.8}])
-  assert metrics["R1@0.5"] == pytest.approx(200 / 3) and metrics["mIoU"] == pytest.approx(160 / 3)
-  accuracy = evaluation.mc_accuracy([{"task": "a", "correct": True}, {"task": "a", "correct": False},
-                                     {"task": "b", "correct": True}])
-  assert accuracy["overall"] == pytest.approx(200 / 3) and accuracy["tasks"] == {"a": 50.0, "b": 100.0}
-  assert "(A, B, C)" in evaluation.prompt(evaluation.Sample("i", "v", "t", "q?", ("x", "y", "z"), "A"))
+  # The compressed run finds the baseline of its identity and pairs by question id.
+  assert run(*eval_args(checkpoint, release, out_dir, "--method", "ottvid", "--retention", "0.25")) == 0
+  (summary_path,) = [os.path.join(d, f) for d, _, fs in os.walk(out_dir) for f in fs
+                     if f.endswith(".summary.json") and "_ottvid_" in f]
+  summary = json.load(open(summary_path, encoding="utf-8"))
+  paired = summary["percent_of_uncompressed"]
+  assert summary["baseline"] == base_path and paired["paired"] == release.count
+  assert paired["coverage"] == [1.0, 1.0]
 
 
-def test_eval_command(tmp_path, checkpoint, capsys):
-  data = make_benchmark("mvbench", tmp_path)
-  out = tmp_path / "res" / "mvbench_visionzip_0.25.jsonl"
-  code = cli.main(["eval", "--checkpoint", checkpoint, "--benchmark", "mvbench", "--data", data, "--method",
-                   "visionzip", "--retention", "0.25", "--frames", "4", "--out", str(out), "--dtype", "float32"])
-  assert code == 0 and len(evaluation.read_results(str(out))) == 2
-  assert json.loads(open(tmp_path / "res" / "mvbench_visionzip_0.25.summary.json").read())["questions"] == 2
-  assert "skipped" in capsys.readouterr().out
-  assert cli.main(["eval", "--checkpoint", checkpoint, "--benchmark", "nope", "--data", data]) == 2
+def test_errors_are_retried_and_a_run_that_only_fails_exits_non_zero(tmp_path, checkpoint, capsys, monkeypatch):
+  release = releases.build_egoschema(tmp_path)
+  broken = {}
+  real = video.load_clip
+
+  def flaky(source, *args, **kwargs):
+    if broken.get("on"):
+      raise ValueError(f"cannot read video {source!r}: broken on purpose")
+    return real(source, *args, **kwargs)
+
+  monkeypatch.setattr(video, "load_clip", flaky)
+  broken["on"] = True
+  assert run(*eval_args(checkpoint, release, tmp_path / "r")) == 1
+  err = capsys.readouterr().err
+  assert "every answered question failed" in err and "broken on purpose" in err
+  path = only_file(tmp_path / "r")
+  assert all(r["error"] for r in evaluation.read_results(path)[1])
+  assert run(*eval_args(checkpoint, release, tmp_path / "r", "--no-retry-errors")) == 1  # nothing retried
+  broken["on"] = False
+  assert run(*eval_args(checkpoint, release, tmp_path / "r")) == 0  # retried: all answered now
+  _, records = evaluation.read_results(path)
+  assert [r["id"] for r in records] == list(release.ids) and not any(r["error"] for r in records)
+
+
+def test_ctrl_c_stops_with_one_line_and_the_summary_so_far(tmp_path, checkpoint, capsys, monkeypatch):
+  release = releases.build_egoschema(tmp_path)
+  calls = {"n": 0}
+  real = video.load_clip
+
+  def interrupted(*args, **kwargs):
+    calls["n"] += 1
+    if calls["n"] == 2:
+      raise KeyboardInterrupt
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(video, "load_clip", interrupted)
+  assert run(*eval_args(checkpoint, release, tmp_path / "r")) == 130
+  captured = capsys.readouterr()
+  assert captured.err.strip().splitlines() == [
+      "ottvid eval: interrupted after 1 answers this run; the same command resumes"]
+  assert '"answered": 1' in captured.out
+  assert len(evaluation.read_results(only_file(tmp_path / "r"))[1]) == 1
+
+
+def test_bad_input_is_refused_before_the_model_loads(tmp_path, checkpoint, capsys):
+  release = releases.build_charades_sta(tmp_path)
+  assert run(*eval_args(checkpoint, release, tmp_path / "r", "--limit", "0")) == 2
+  assert cli.main(["eval", "--checkpoint", checkpoint, "--benchmark", "charades_sta", "--data",
+                   str(tmp_path / "nowhere")]) == 2
+  assert "does not exist" in capsys.readouterr().err
+  with pytest.raises(SystemExit):
+    cli.main(["eval", "--checkpoint", checkpoint, "--benchmark", "nope", "--data", release.path])
+  assert not os.path.exists(tmp_path / "r")
+
+
+def test_answerer_api(tmp_path, checkpoint):
+  from ottvid_jax.answer import make_answerer
+
+  release = releases.build_mvbench(tmp_path)
+  read = evaluation.read_benchmark("mvbench", release.path)
+  answer = make_answerer(checkpoint, "ottvid", 0.25, protocols.PAPER.with_frames(FRAMES), jnp.float32)
+  sample = next(s for s in read.samples if s.window is not None)
+  response, extra = answer(sample)
+  assert isinstance(response, str) and extra["grid_thw"][0][0] == FRAMES // 2
+  assert answer.backbone == "qwen2_5_vl"

@@ -126,7 +126,7 @@ def test_errors_are_retried_unless_asked_not_to(tmp_path):
   path = str(tmp_path / "r.jsonl")
   with ResultsFile(path, identity()) as f:
     f.append({"id": "a", "error": "ValueError: cannot read video"})
-    f.append({"id": "b", "correct": False})
+    f.append({"id": "b", "correct": False, "error": None})
     assert f.done == {"b"}
   with ResultsFile(path, identity(), retry_errors=False) as f:
     assert f.done == {"a", "b"}
@@ -135,7 +135,7 @@ def test_errors_are_retried_unless_asked_not_to(tmp_path):
     f.append({"id": "a", "correct": True})  # the retry succeeds
     assert [r["id"] for r in f.records] == ["a", "b"]
   _, records = read_results(path)
-  assert records == [{"id": "a", "correct": True}, {"id": "b", "correct": False}]  # once each, the last wins
+  assert records == [{"id": "a", "correct": True}, {"id": "b", "correct": False, "error": None}]  # once each, the last wins
 
 
 def test_a_corrupt_line_inside_the_file_is_an_error(tmp_path):

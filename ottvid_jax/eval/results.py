@@ -12,6 +12,8 @@ What makes a file trustworthy after interruptions and mistakes:
 - a line torn by a kill mid-write is cut away before anything is appended
   (records are written with one ``write`` call each, flushed to disk);
 - an advisory lock (``<file>.lock``) stops a second run on the same file;
+- errors (records whose ``error`` is set) are answered again on resume,
+  unless asked not to;
 - a question answered more than once (an error retried on resume) is read
   back once, its last record winning, so no summary counts it twice.
 """
@@ -26,7 +28,7 @@ import json
 import os
 from typing import Any, Iterator, Mapping, Optional
 
-__all__ = ["FORMAT", "IdentityMismatch", "ResultsFile", "ResultsLocked", "RunIdentity", "checkpoint_fingerprint",
+__all__ = ["FORMAT", "IdentityMismatch", "ResultsFile", "ResultsLocked", "RunIdentity", "checkpoint_fingerprint", "failed",
            "read_results"]
 
 FORMAT = 1
@@ -128,6 +130,11 @@ def checkpoint_fingerprint(checkpoint_dir: str) -> str:
           f.seek(-(1 << 20), os.SEEK_END)
           digest.update(f.read())
   return "sha256:" + digest.hexdigest()[:16]
+
+
+def failed(record: Mapping[str, Any]) -> bool:
+  """Whether a record is an error (no answer was scored)."""
+  return record.get("error") is not None
 
 
 def _lines(path: str) -> Iterator[tuple[int, bytes]]:
@@ -281,7 +288,7 @@ class ResultsFile:
     if identity is None:
       self._write({"ottvid_results": FORMAT, "identity": self.identity.to_json()})
     self._records = {r["id"]: r for r in records}
-    self.done = {r["id"] for r in records if not (self.retry_errors and "error" in r)}
+    self.done = {r["id"] for r in records if not (self.retry_errors and failed(r))}
 
   def _write(self, data: dict) -> None:
     line = (json.dumps(data, ensure_ascii=False) + "\n").encode("utf-8")
@@ -301,5 +308,5 @@ class ResultsFile:
       raise ValueError("a record needs an 'id'")
     self._write(record)
     self._records[record["id"]] = record
-    if "error" not in record or not self.retry_errors:
+    if not (self.retry_errors and failed(record)):
       self.done.add(record["id"])
