@@ -46,32 +46,27 @@ def test_tensor_parallel_logits_and_generation_equal_unsharded(tmp_path):
 
 
 def test_data_parallel_evaluation_equals_serial(tmp_path):
+  """``ottvid eval --data-parallel`` on two devices writes the records of a serial run (order aside)."""
   out = run_with_devices(f"""
-      import json, os, jax, jax.numpy as jnp
-      from tests import hf_tiny
+      import json, os
+      from tests import hf_tiny, releases
       hf_tiny.import_torchvision()
-      from ottvid_jax import eval as evaluation, video
-      from ottvid_jax.answer import make_answerer
+      from ottvid_jax import cli, eval as evaluation
       folder = {str(tmp_path)!r}
-      hf_tiny.save_tiny_qwen(folder, seed=3)
-      os.makedirs(os.path.join(folder, "data/json")); os.makedirs(os.path.join(folder, "data/video/t"))
-      os.symlink(video.sample_clip("bikes")[0], os.path.join(folder, "data/video/t/a.mp4"))
-      rows = [{{"video": "a.mp4", "question": f"question {{i}}?", "candidates": ["x", "y", "z"], "answer": "y"}}
-              for i in range(6)]
-      json.dump(rows, open(os.path.join(folder, "data/json/t.json"), "w"))
-      samples, _ = evaluation.read_benchmark("mvbench", os.path.join(folder, "data"))
-      serial = evaluation.evaluate(samples, make_answerer(folder, "ottvid", 0.25, 4, jnp.float32),
-                                   os.path.join(folder, "serial.jsonl"))
-      workers = make_answerer(folder, "ottvid", 0.25, 4, jnp.float32, devices=jax.local_devices())
-      assert len(workers) == 2
-      parallel = evaluation.evaluate(samples, workers, os.path.join(folder, "parallel.jsonl"))
-      key = lambda r: r["id"]
+      hf_tiny.save_tiny_qwen(os.path.join(folder, "ckpt"), seed=3)
+      release = releases.build_egoschema(folder)
+      common = ["eval", "--checkpoint", os.path.join(folder, "ckpt"), "--benchmark", "egoschema", "--data",
+                release.path, "--frames", "2", "--dtype", "float32", "--method", "ottvid", "--retention", "0.25"]
+      assert cli.main(common + ["--out", os.path.join(folder, "serial.jsonl")]) == 0
+      assert cli.main(common + ["--out", os.path.join(folder, "parallel.jsonl"), "--data-parallel"]) == 0
+      _, serial = evaluation.read_results(os.path.join(folder, "serial.jsonl"))
+      _, parallel = evaluation.read_results(os.path.join(folder, "parallel.jsonl"))
       strip = lambda rs: sorted(({{k: v for k, v in r.items() if k not in ("seconds", "first_token_s")}}
-                                 for r in rs), key=key)
-      assert len(parallel) == 6 and len({{r["id"] for r in parallel}}) == 6
+                                 for r in rs), key=lambda r: r["id"])
+      assert len(parallel) == release.count and len({{r["id"] for r in parallel}}) == release.count
       assert strip(serial) == strip(parallel), (strip(serial), strip(parallel))
       print("DP OK")
-  """, count=2)  # two workers share the six questions as four would; each worker compiles its own programs
+  """, count=2)  # each worker compiles its own programs
   assert "DP OK" in out
 
 
