@@ -55,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="one model replica per local device, questions spread over them")
   parallel.add_argument("--tensor-parallel", action="store_true",
                         help="one model with its weights split over all local devices")
+  rep = commands.add_parser("report", help="the Markdown table of a results folder: scores and %% of uncompressed, one row "
+                            "per backbone, method and retention, one column per benchmark")
+  rep.add_argument("results", nargs="?", default="results", help="a folder of ottvid eval results files, searched "
+                   "recursively (default ./results)")
+  rep.add_argument("--csv", help="write one line per (setting, benchmark) with every field to this file")
+  rep.add_argument("--plot", help="draw %% of uncompressed against retention, one panel per benchmark, to this image "
+                   "(needs matplotlib)")
   return parser
 
 
@@ -64,6 +71,8 @@ def main(argv=None) -> int:
     return _answer(args)
   if args.command == "eval":
     return _eval(args)
+  if args.command == "report":
+    return _report(args)
   if args.command == "demo":
     from ottvid_jax import demo  # pylint: disable=import-outside-toplevel
 
@@ -213,6 +222,29 @@ def _eval(args) -> int:
     for line in summary["first_errors"]:
       print(f"  {line}", file=sys.stderr)
     return 1
+  return 0
+
+
+def _report(args) -> int:
+  from ottvid_jax.eval import report  # pylint: disable=import-outside-toplevel
+
+  error = lambda message: print(f"ottvid report: error: {message}", file=sys.stderr) or 2  # noqa: E731
+  try:
+    runs, skipped = report.collect(args.results)
+    for line in skipped:
+      print(f"ottvid report: skipped {line}", file=sys.stderr)
+    if not runs:
+      return error(f"no results files of ottvid eval under {args.results}")
+    table = report.build(runs)
+    text = report.markdown(table)
+    if args.csv:
+      with open(args.csv, "w", encoding="utf-8") as f:
+        f.write(report.csv_text(table))
+    if args.plot:
+      report.plot(table, args.plot)
+  except (ValueError, FileNotFoundError, ImportError, OSError) as err:
+    return error(err)
+  sys.stdout.write(text)  # Markdown: `ottvid report > table.md`
   return 0
 
 

@@ -128,6 +128,13 @@ def test_resume_identity_torn_line_lock_and_baseline(tmp_path, checkpoint, capsy
   assert summary["baseline"] == base_path and paired["paired"] == release.count
   assert paired["coverage"] == [1.0, 1.0]
 
+  # ottvid report finds both runs and the same paired percentage.
+  capsys.readouterr()
+  assert cli.main(["report", str(out_dir)]) == 0
+  table = capsys.readouterr().out.splitlines()
+  (line,) = [t for t in table if " ottvid 0.25 " in t]
+  assert f"({paired['ratio']:.1f}%)" in line if paired["ratio"] is not None else "(" not in line
+
 
 def test_errors_are_retried_and_a_run_that_only_fails_exits_non_zero(tmp_path, checkpoint, capsys, monkeypatch):
   release = releases.build_egoschema(tmp_path)
