@@ -17,12 +17,27 @@ __all__ = ["Answer", "Answerer", "answer", "compression_for", "generate", "load_
 
 @dataclasses.dataclass(frozen=True)
 class Answer:
+  """One answer and what produced it.
+
+  Attributes:
+    text: the decoded answer.
+    visual_tokens_in: visual tokens out of the vision tower.
+    visual_tokens_llm: visual tokens into the language model (after compression).
+    llm_length: the language model's prefill length.
+    new_tokens: tokens generated.
+    timings: ``load_s``, ``first_token_s`` (compilation included), ``decode_s``, ...
+    protocol: the protocol's name (its frames, pixels and positions were used).
+    inputs: the sampled frames, pixels, positions and prompt, as a results record keeps them.
+  """
+
   text: str
   visual_tokens_in: int
   visual_tokens_llm: int
   llm_length: int
   new_tokens: int
   timings: dict
+  protocol: str = "paper"
+  inputs: dict = dataclasses.field(default_factory=dict)
 
 
 def load_backbone(checkpoint: str, dtype=jnp.bfloat16):
@@ -50,9 +65,12 @@ def generate(model, batch, sampling, compression, progress=None):
 
 def answer(checkpoint: str, video: str, question: str, retention: Optional[float] = 0.1,
            frames: Optional[int] = None, max_new_tokens: int = 128, dtype=jnp.bfloat16, progress=None,
-           protocol: str = "paper") -> Answer:
+           protocol: str = "paper", method: str = "ottvid") -> Answer:
   """Loads the checkpoint, reads the video as ``protocol`` samples it and answers (greedy decoding).
 
+  The frames, pixels and time positions are the protocol's for this backbone
+  (the same :func:`ottvid_jax.inputs.prepare` as ``ottvid eval``); the question
+  is asked as given. ``method`` is ``ottvid``, a peer's name or ``none``;
   ``retention`` None or 1.0 runs the uncompressed model; ``frames`` overrides
   the protocol's frame count (:meth:`~ottvid_jax.eval.protocol.Protocol.with_frames`).
   """
@@ -68,11 +86,12 @@ def answer(checkpoint: str, video: str, question: str, retention: Optional[float
   model, processor, load_s = load_backbone(checkpoint, dtype)
   prepared = inputs_lib.prepare(model, processor, chosen.inputs[inputs_lib.backbone_name(model)], video, question,
                                 max_length=model.config.text.max_position_embeddings - max_new_tokens)
-  compression = None if retention in (None, 1.0) else compressor.OTTVidConfig(retention=float(retention))
+  compression = None if retention in (None, 1.0) else compression_for(method, retention)
   result = generate(model, prepared.batch, SamplingConfig(max_new_tokens=max_new_tokens), compression, progress)
   timings = dict(result.timings, load_s=load_s)
   return Answer(processor.decode(result.tokens[0]), int(result.input_visual_tokens[0]),
-                int(result.visual_tokens[0]), result.llm_length, int(result.timings["new_tokens"]), timings)
+                int(result.visual_tokens[0]), result.llm_length, int(result.timings["new_tokens"]), timings,
+                chosen.name, prepared.describe())
 
 
 def compression_for(method: str, retention: float):

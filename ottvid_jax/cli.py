@@ -18,13 +18,21 @@ def _parser() -> argparse.ArgumentParser:
   demo.add_argument("--frames", type=int, default=16, help="video frames to sample (default 16)")
   demo.add_argument("--out", default="ottvid_demo", help="output folder (default ./ottvid_demo)")
   answer = commands.add_parser("answer", help="answer a question about a video with a real checkpoint")
-  answer.add_argument("--checkpoint", required=True, help="a Hugging Face checkpoint folder (Qwen2.5-VL)")
+  answer.add_argument("--checkpoint", required=True, help="a Hugging Face checkpoint folder (Qwen2.5-VL, "
+                      "LLaVA-OneVision, LLaVA-Video)")
   answer.add_argument("--video", required=True, help="a video file")
   answer.add_argument("--question", required=True)
-  answer.add_argument("--retention", type=float, default=0.1, help="OTT-Vid retention; 1.0 runs uncompressed")
-  answer.add_argument("--frames", type=int, default=16, help="video frames to sample uniformly (default 16)")
-  answer.add_argument("--max-new-tokens", type=int, default=128)
-  answer.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16")
+  answer.add_argument("--method", default="ottvid", choices=_methods(), metavar="METHOD",
+                      help="none (uncompressed) or a compression method: " + ", ".join(_methods()[1:]) +
+                      " (default ottvid)")
+  answer.add_argument("--retention", type=float, default=0.1, help="retention ratio in (0, 1] (default 0.1; 1.0 "
+                      "runs uncompressed)")
+  answer.add_argument("--protocol", default="paper", choices=("paper", "lmms-eval", "native"),
+                      help="how frames, pixels and time positions are chosen (default paper; see ottvid eval)")
+  answer.add_argument("--frames", type=int, help="override the protocol's frame count")
+  answer.add_argument("--max-new-tokens", type=int, default=128, help="default 128")
+  answer.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16", help="compute dtype (default "
+                      "bfloat16)")
   ev = commands.add_parser("eval", help="evaluate a checkpoint and a compression method on a benchmark release")
   ev.add_argument("--checkpoint", required=True, help="a Hugging Face checkpoint folder (Qwen2.5-VL, LLaVA-OneVision, "
                   "LLaVA-Video)")
@@ -96,14 +104,17 @@ def _answer(args) -> int:
   console = Console()
   try:
     with Progress(console=console, transient=True) as progress:
-      result = answer.answer(args.checkpoint, args.video, args.question, args.retention, args.frames,
-                             args.max_new_tokens, getattr(jnp, args.dtype), progress=progress)
+      result = answer.answer(args.checkpoint, args.video, args.question,
+                             1.0 if args.method == "none" else args.retention, args.frames, args.max_new_tokens,
+                             getattr(jnp, args.dtype), progress=progress, protocol=args.protocol,
+                             method=args.method)
   except (ValueError, FileNotFoundError, CheckpointError) as err:
     print(f"ottvid answer: error: {err}", file=sys.stderr)
     return 2
   t = result.timings
   console.print(result.text)
-  console.print(f"[dim]visual tokens: {result.visual_tokens_in} -> {result.visual_tokens_llm} into the LLM "
+  console.print(f"[dim]{len(result.inputs['frames'])} frames of {result.inputs['total_frames']} "
+                f"(protocol {result.protocol}); visual tokens: {result.visual_tokens_in} -> {result.visual_tokens_llm} into the LLM "
                 f"(LLM prefill {result.llm_length} tokens); {result.new_tokens} new tokens; load {t['load_s']:.1f} s, "
                 f"first token {t['first_token_s']:.2f} s (includes compilation), decode {t['decode_s']:.2f} s[/dim]")
   return 0

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from ottvid_jax import cli, demo, video
+from ottvid_jax import cli, demo, sampling, video
+from ottvid_jax.eval import protocol as protocols
 from ottvid_jax.answer import answer
 from ottvid_jax.models.qwen2_5_vl.processing import preprocess_video
 from tests import hf_tiny
@@ -68,8 +69,16 @@ def test_answer_command(checkpoint, capsys, tmp_path):
                    "--frames", "4", "--max-new-tokens", "4", "--dtype", "float32"])
   out = capsys.readouterr().out
   assert code == 0 and "visual tokens:" in out and "into the LLM" in out
+  assert "4 frames of 250 (protocol paper+frames=4)" in " ".join(out.split())
   result = answer(checkpoint, path, "describe it", retention=0.25, frames=4, max_new_tokens=3, dtype=jnp.float32)
   assert result.visual_tokens_llm <= round(0.25 * result.visual_tokens_in) and result.new_tokens <= 3
+  # The eval's inputs: the protocol's frame rule on this clip, its time positions.
+  rule = protocols.PAPER.with_frames(4).inputs["qwen2_5_vl"].frames
+  assert result.inputs["frames"] == [int(i) for i in sampling.frame_indices(rule, 250, 25.0, None).indices]
+  assert result.inputs["second_per_grid"] == [1.0] and result.inputs["prompt"] == "describe it"
+  peer = answer(checkpoint, path, "describe it", retention=0.25, frames=4, max_new_tokens=3, dtype=jnp.float32,
+                method="visionzip")
+  assert peer.visual_tokens_llm <= round(0.25 * peer.visual_tokens_in)
   plain = answer(checkpoint, path, "describe it", retention=1.0, frames=4, max_new_tokens=3, dtype=jnp.float32)
   assert plain.visual_tokens_llm == plain.visual_tokens_in
   bad = tmp_path / "bad.mp4"
