@@ -83,11 +83,12 @@ def main(argv=None) -> int:
     return _report(args)
   if args.command == "demo":
     from ottvid_jax import demo  # pylint: disable=import-outside-toplevel
+    from ottvid_jax.models import CheckpointError  # pylint: disable=import-outside-toplevel
 
     try:
       demo.run_demo(video=args.video, checkpoint=args.checkpoint, retention=args.retention, frames=args.frames,
                     out=args.out)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, CheckpointError) as err:
       print(f"ottvid demo: error: {err}", file=sys.stderr)
       return 2
   return 0

@@ -263,6 +263,25 @@ def test_answer_with_a_llava_checkpoint(tiny):
   assert result.visual_tokens_in == 4 * 9 + 1 and result.visual_tokens_llm == 9 + 1
 
 
+def test_demo_with_a_llava_checkpoint(tiny, tmp_path):
+  import io
+  import json
+
+  from rich.console import Console
+
+  from ottvid_jax import demo, sampling, video
+  from ottvid_jax.eval.protocol import PAPER
+
+  _, folder, _ = tiny
+  path, _ = video.sample_clip("bikes")
+  result = demo.run_demo(video=path, checkpoint=folder, frames=4, retention=0.5, out=str(tmp_path / "d"),
+                         console=Console(file=io.StringIO()))
+  summary = json.loads(open(result.summary_path, encoding="utf-8").read())
+  rule = PAPER.with_frames(4).inputs["llava_onevision"].frames
+  assert summary["frames_sampled"] == [int(i) for i in sampling.frame_indices(rule, 250, 25.0, None).indices]
+  assert summary["tokens"]["input"] == 4 * 9 and summary["tokens"]["output"] == 18  # 3 x 3 pooled grid a frame
+
+
 @pytest.mark.parametrize("make", [LlavaConfig.llava_onevision_7b, LlavaConfig.llava_video_7b])
 def test_shapes_of_the_7b_models(make):
   cfg = make()

@@ -96,3 +96,9 @@ def test_demo_with_checkpoint(checkpoint, tmp_path):
   assert "vision features" in summary["features"]
   tokens = summary["tokens"]
   assert tokens["output"] == round(tokens["input"] * 0.1)
+  # The frames of ottvid eval / answer under the paper's protocol (Big Buck Bunny: 1,440 frames at 24 fps).
+  path, _ = video.sample_clip("bigbuckbunny")
+  info = video.probe(path)
+  rule = protocols.PAPER.with_frames(4).inputs["qwen2_5_vl"].frames
+  expected = sampling.frame_indices(rule, info.total_frames, info.fps, None).indices
+  assert summary["frames_sampled"] == [int(i) for i in expected]
