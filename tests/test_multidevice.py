@@ -64,6 +64,7 @@ def test_data_parallel_evaluation_equals_serial(tmp_path):
       strip = lambda rs: sorted(({{k: v for k, v in r.items() if k not in ("seconds", "first_token_s")}}
                                  for r in rs), key=lambda r: r["id"])
       assert len(parallel) == release.count and len({{r["id"] for r in parallel}}) == release.count
+      assert all(r["error"] is None and r["response"] is not None for r in serial + parallel)
       assert strip(serial) == strip(parallel), (strip(serial), strip(parallel))
       print("DP OK")
   """, count=2)  # each worker compiles its own programs
