@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ottvid_jax import fidelity, peers, pixels
+from ottvid_jax.compressor import interface
 from ottvid_jax import video as video_lib
 
 CLIPS = ("bigbuckbunny", "bikes", "carphone")
@@ -92,7 +93,7 @@ def main() -> None:
   parser.add_argument("--plot", default="docs/fidelity.png")
   args = parser.parse_args()
   clips = CLIPS[:1] if args.smoke else CLIPS
-  methods = ("ottvid", "uniform") if args.smoke else tuple(peers.METHODS)
+  methods = ("ottvid", "uniform") if args.smoke else interface.names()
   retentions = (0.10,) if args.smoke else RETENTIONS
   results: dict = {}
   start = time.perf_counter()

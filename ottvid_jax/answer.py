@@ -8,7 +8,6 @@ from typing import Optional
 
 import jax.numpy as jnp
 
-from ottvid_jax import compressor
 from ottvid_jax import inputs as inputs_lib
 from ottvid_jax import video as video_lib
 
@@ -95,14 +94,10 @@ def answer(checkpoint: str, video: str, question: str, retention: Optional[float
 
 
 def compression_for(method: str, retention: float):
-  """None (``method="none"``), an ``OTTVidConfig`` (``"ottvid"``) or a peer's ``PeerConfig``."""
-  from ottvid_jax import peers  # pylint: disable=import-outside-toplevel
+  """None for ``method="none"``, else the registered method's config at ``retention`` (its default options)."""
+  from ottvid_jax.compressor import interface  # pylint: disable=import-outside-toplevel
 
-  if method == "none":
-    return None
-  if method == "ottvid":
-    return compressor.OTTVidConfig(retention=float(retention))
-  return peers.PeerConfig(method, float(retention))
+  return None if method == "none" else interface.make(method, retention)
 
 
 def make_answerer(checkpoint: str, method: str = "ottvid", retention: float = 0.1, protocol=None,

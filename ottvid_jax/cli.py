@@ -128,9 +128,9 @@ def _benchmarks() -> list[str]:
 
 
 def _methods() -> list[str]:
-  from ottvid_jax import peers  # pylint: disable=import-outside-toplevel
+  from ottvid_jax.compressor import interface  # pylint: disable=import-outside-toplevel
 
-  return ["none"] + sorted(peers.METHODS)
+  return ["none", *interface.names()]
 
 
 def _hyperparameters(compression) -> dict:

@@ -10,6 +10,7 @@ over all local devices, so the same jitted, vmapped function runs data-parallel.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Optional, Sequence
 
@@ -20,17 +21,17 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ottvid_jax.compressor.config import OTTVidConfig, stack_configs
 
-__all__ = ["TRACED", "config_grid", "shard_configs"]
-
-TRACED = ("mass_tau", "budget_tau", "cost_threshold", "epsilon", "locality_scale")
+__all__ = ["config_grid", "shard_configs"]
 
 
-def config_grid(base: OTTVidConfig, **axes: Sequence[float]) -> tuple[OTTVidConfig, list[dict]]:
+def config_grid(base, **axes: Sequence[float]) -> tuple[object, list[dict]]:
   """The cartesian product of traced hyperparameter values, as one batched config.
 
   Args:
-    base: supplies the static fields and every traced field not swept.
-    **axes: traced field name -> values.
+    base: an :class:`OTTVidConfig` or any compression method's config
+      (:mod:`ottvid_jax.compressor.interface`); it supplies the static fields
+      and every traced field not swept.
+    **axes: traced field name (one of ``type(base).TRACED``) -> values.
 
   Returns:
     ``(configs, points)``: a config whose traced leaves are ``float32[B]``, and
@@ -39,15 +40,16 @@ def config_grid(base: OTTVidConfig, **axes: Sequence[float]) -> tuple[OTTVidConf
   Raises:
     ValueError: for a field that is not traced, or an empty axis.
   """
+  traced = type(base).TRACED
   for name, values in axes.items():
-    if name not in TRACED:
-      raise ValueError(f"{name!r} is not a traced hyperparameter; sweep one of {TRACED} (static fields compile "
-                       "separately: loop over them)")
+    if name not in traced:
+      raise ValueError(f"{name!r} is not a traced hyperparameter of {type(base).__name__}; sweep one of {traced} "
+                       "(static fields compile separately: loop over them)")
     if len(values) == 0:
       raise ValueError(f"no values for {name!r}")
   names = list(axes)
   points = [dict(zip(names, combo)) for combo in itertools.product(*(axes[n] for n in names))]
-  return stack_configs([base.replace(**p) for p in points]), points
+  return stack_configs([dataclasses.replace(base, **p) for p in points]), points
 
 
 def shard_configs(configs: OTTVidConfig, devices: Optional[Sequence[jax.Device]] = None) -> tuple[OTTVidConfig, int]:

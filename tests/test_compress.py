@@ -143,7 +143,7 @@ def test_edge_shapes(shape, cfg):
   out = run(features, saliency, cfg, (h, w))
   b = ov.budget(cfg, t, h * w)
   assert out.tokens.shape == (b.slots, d)
-  assert int(out.num_valid) <= b.slots
+  assert int(out.num_valid) == b.slots  # OTT-Vid fills every slot
   assert np.all(np.isfinite(np.asarray(out.tokens)))
   kw = dict(retention=cfg.retention, temporal_share=cfg.temporal_share)
   assert_same_as_reference(out, features, saliency, (h, w), **kw)

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from ottvid_jax import peers
-from ottvid_jax.peers import methods
+from ottvid_jax.compressor import interface
+from ottvid_jax.peers import common, fastvid
 from tests.conftest import make_video
 
-ALL = sorted(peers.METHODS)
+ALL = sorted(interface.names())
 
 
 @functools.partial(jax.jit, static_argnames=("name", "retention", "grid"))
@@ -81,7 +82,7 @@ def test_dycoke_merges_static_tokens():
 def test_fastvid_segments_cut_at_scene_changes():
   unit = jnp.asarray(np.concatenate([np.ones((3, 4, 2)), np.tile([1.0, -1.0], (3, 4, 1))]), jnp.float32)
   unit = unit / jnp.linalg.norm(unit, axis=-1, keepdims=True)
-  np.testing.assert_array_equal(methods._segments(unit, 0, 0.9), [0, 0, 0, 1, 1, 1])
+  np.testing.assert_array_equal(fastvid.segments(unit, 0, 0.9), [0, 0, 0, 1, 1, 1])
 
 
 def test_flashvid_tree_merges_repeated_frames():
@@ -94,7 +95,7 @@ def test_flashvid_tree_merges_repeated_frames():
 
 
 def test_frame_budgets_and_errors():
-  np.testing.assert_array_equal(methods.frame_budgets(4, 10), [3, 3, 2, 2])
+  np.testing.assert_array_equal(common.frame_budgets(4, 10), [3, 3, 2, 2])
   with pytest.raises(ValueError, match="unknown method"):
     peers.run("nope", np.zeros((1, 4, 2)), np.zeros((1, 4)), 0.5, (2, 2))
   with pytest.raises(ValueError, match="key"):

@@ -327,12 +327,12 @@ def test_shapes_of_the_7b_model():
 @pytest.mark.parametrize("name", ["visionzip", "flashvid"])
 def test_peer_methods_at_prefill(tiny, name):
   """Any peer runs between the merger and the LLM; FlashVID's empty slots are masked."""
-  from ottvid_jax import peers
+  from ottvid_jax.compressor import interface
 
   _, _, ours = tiny
   grid = [(4, 10, 12)]
   batch = one_video_batch(7, grid)
-  cfg = peers.PeerConfig(name, 0.25)
+  cfg = interface.make(name, 0.25)
   (_, _, mask), plan = llm_input(ours, batch, cfg)
   video = plan.video[0] >= 0
   assert video.sum() == 30 and np.asarray(mask)[0][video].sum() <= 30

@@ -1,6 +1,7 @@
 """The OTT-Vid compressor: pure, jit-friendly JAX functions, one stage a module."""
 
-from ottvid_jax.compressor.allocation import allocate_budgets
+from ottvid_jax.compressor import interface
+from ottvid_jax.compressor.allocation import allocate_budgets, rank_descending
 from ottvid_jax.compressor.config import (
     Budget,
     MassMode,
@@ -12,12 +13,13 @@ from ottvid_jax.compressor.config import (
     budget,
     stack_configs,
 )
+from ottvid_jax.compressor.interface import CompressionMethod, concrete, method_config, register
+from ottvid_jax.compressor.output import CompressionOutput
 from ottvid_jax.compressor.cost import grid_positions, pair_alpha, pair_cost
 from ottvid_jax.compressor.mass import leave_one_out, mass_from_scores, uniform_mass
 from ottvid_jax.compressor.matching import Matching, match_columns
 from ottvid_jax.compressor.merge import Chains, compact, link_chains, merge_features
 from ottvid_jax.compressor.pipeline import (
-    CompressionOutput,
     Diagnostics,
     SpatialStage,
     TransportStage,
@@ -39,7 +41,9 @@ __all__ = [
     "Chains",
     "compact",
     "compress",
+    "CompressionMethod",
     "CompressionOutput",
+    "concrete",
     "cosine_similarity",
     "Diagnostics",
     "grid_positions",
@@ -53,11 +57,14 @@ __all__ = [
     "MatchScore",
     "merge_features",
     "merge_stage",
+    "method_config",
     "MergeMode",
     "normalize_saliency",
     "OTTVidConfig",
     "pair_alpha",
     "pair_cost",
+    "rank_descending",
+    "register",
     "select_tokens",
     "SinkhornSolver",
     "sinkhorn_potentials",

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Any, Optional, Sequence
+from typing import Any, ClassVar, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from ottvid_jax.compressor.interface import concrete
 
 __all__ = [
     "Budget",
@@ -87,22 +89,6 @@ _STATIC = (
     "spatial_rounding",
     "sinkhorn_solver",
 )
-
-
-def _concrete(value: Any) -> Optional[np.ndarray]:
-  """Returns ``value`` as a NumPy array if it is concrete, else ``None``.
-
-  Tracers (under ``jit``/``vmap``) and the placeholder objects that JAX puts in
-  pytrees while transforming them are not checked.
-  """
-  if isinstance(value, (bool, int, float, np.ndarray, np.generic)):
-    return np.asarray(value)
-  if isinstance(value, jax.Array) and not isinstance(value, jax.core.Tracer):
-    try:
-      return np.asarray(value)
-    except Exception:  # pylint: disable=broad-except  # e.g. deleted buffers
-      return None
-  return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,15 +163,30 @@ class OTTVidConfig:
         "cost_threshold": (np.isfinite, "finite"),
     }
     for name, (ok, what) in checks.items():
-      value = _concrete(getattr(self, name))
+      value = concrete(getattr(self, name))
       if value is None:
         continue
       if not np.issubdtype(value.dtype, np.number) or not np.all(np.isfinite(value) & ok(value)):
         raise ValueError(f"{name} must be {what} and finite, got {getattr(self, name)!r}")
 
+  TRACED: ClassVar[tuple[str, ...]] = _TRACED
+  STATIC: ClassVar[tuple[str, ...]] = _STATIC
+  pads: ClassVar[bool] = False  # the survivors always fill every slot
+
   def replace(self, **changes: Any) -> "OTTVidConfig":
     """Returns a copy with ``changes`` applied (and checked)."""
     return dataclasses.replace(self, **changes)
+
+  def slots(self, frames: int, tokens: int) -> int:
+    """The output length on ``[frames, tokens, D]`` (:attr:`Budget.slots`)."""
+    return budget(self, frames, tokens).slots
+
+  def apply(self, features, saliency, grid_hw: tuple[int, int], key=None, *, diagnostics: bool = False):
+    """:func:`~ottvid_jax.compressor.pipeline.compress` with this config (the compression interface)."""
+    del key  # deterministic
+    from ottvid_jax.compressor.pipeline import compress  # pylint: disable=import-outside-toplevel  (imports this module)
+
+    return compress(features, saliency, self, grid_hw=grid_hw, diagnostics=diagnostics)
 
   @property
   def spatial_retention(self) -> float:
@@ -267,7 +268,7 @@ def budget(config: OTTVidConfig, frames: int, tokens: int) -> Budget:
 
 
 def stack_configs(configs: Sequence[OTTVidConfig]) -> OTTVidConfig:
-  """Stacks configs that share their static fields into one batched config.
+  """Stacks configs that share their static fields into one batched config (any method's configs).
 
   The result has every traced field as a float32 array of shape ``[B]`` and is
   meant for ``jax.vmap(..., in_axes=(..., 0))``.
@@ -291,8 +292,8 @@ def stack_configs(configs: Sequence[OTTVidConfig]) -> OTTVidConfig:
     if jax.tree_util.tree_structure(other) != structure:
       raise ValueError(
           "configs differ in a static field (retention, temporal_share, sinkhorn_iters, "
-          "a variant switch) or in cost_threshold being None; static fields compile "
-          "separately and cannot share one vmapped call"
+          "a variant switch, a peer's counts) or in cost_threshold being None; static fields "
+          "compile separately and cannot share one vmapped call"
       )
   return jax.tree_util.tree_map(
       lambda *xs: jnp.stack([jnp.asarray(x, jnp.float32) for x in xs]), *configs

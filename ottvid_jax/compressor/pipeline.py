@@ -36,6 +36,7 @@ from ottvid_jax.compressor import merge as merge_lib
 from ottvid_jax.compressor import selection as selection_lib
 from ottvid_jax.compressor import transport as transport_lib
 from ottvid_jax.compressor.config import MassMode, MatchScore, MergeMode, OTTVidConfig
+from ottvid_jax.compressor.output import CompressionOutput
 
 __all__ = [
     "CompressionOutput",
@@ -89,36 +90,6 @@ class Diagnostics:
   pruned: jnp.ndarray
   root: jnp.ndarray
   slot: jnp.ndarray
-
-
-@flax.struct.dataclass
-class CompressionOutput:
-  """The compressed video tokens.
-
-  M is the static slot count (:attr:`Budget.slots`, equal to
-  ``round(T * N * r)`` whenever the pair caps can absorb the merges).
-
-  Attributes:
-    tokens: ``[M, D]`` in the input dtype: merged tokens, survivors first in
-      raster order (frame, row, col) of their anchor, then zero padding.
-    index: ``[M]`` int32, the global index ``t * N + n`` of each slot's anchor
-      token (the earliest token of its chain), -1 for padding.
-    valid: ``[M]`` bool, true for the survivors.
-    span: ``[M, 2]`` int32, the first and last frame each survivor covers,
-      -1 for padding.
-    diagnostics: the stages' decisions (:class:`Diagnostics`).
-  """
-
-  tokens: jnp.ndarray
-  index: jnp.ndarray
-  valid: jnp.ndarray
-  span: jnp.ndarray
-  diagnostics: Diagnostics
-
-  @property
-  def num_valid(self) -> jnp.ndarray:
-    """The number of survivors, an int32 scalar (per batch entry under vmap)."""
-    return jnp.sum(self.valid, axis=-1)
 
 
 def _is_concrete(x) -> bool:
@@ -329,6 +300,7 @@ def compress(
     config: Optional[OTTVidConfig] = None,
     *,
     grid_hw: tuple[int, int],
+    diagnostics: bool = True,
 ) -> CompressionOutput:
   """Compresses the visual tokens of one video with OTT-Vid.
 
@@ -339,9 +311,13 @@ def compress(
       vision block); normalised per frame here.
     config: the hyperparameters; the paper's setting when ``None``.
     grid_hw: ``(H, W)`` with ``H * W = N``, static Python ints.
+    diagnostics: return the stages' decisions (:class:`Diagnostics`, with the
+      ``[P, K, K]`` costs and plans); False returns ``diagnostics=None``, so a
+      jitted sweep neither computes nor returns what it does not use.
 
   Returns:
-    A :class:`CompressionOutput` with ``M = budget(config, T, N).slots`` slots.
+    A :class:`CompressionOutput` with ``M = budget(config, T, N).slots`` slots,
+    every one of them valid.
 
   Raises:
     ValueError: on bad shapes, a bad grid or config, and (outside ``jit``)
@@ -349,10 +325,10 @@ def compress(
 
   Note:
     ``retention=1`` returns the input unchanged. A strong-pruned match drops
-    its token instead of merging it, so the survivors always fill the ``M``
-    slots: the count never exceeds ``round(T * N * r)`` and the conservative
-    part of strong pruning is what is kept, not how much. The validity mask
-    is part of the interface shared with the peer methods, whose counts vary.
+    its token instead of merging it, so the survivors always fill exactly the
+    ``M`` slots: strong pruning changes which tokens are kept, not how many.
+    The validity mask is part of the interface shared with the peer methods,
+    some of which pad.
     Under ``jax.vmap`` over configs, batch only the traced fields (see
     :func:`stack_configs`).
   """
@@ -363,4 +339,5 @@ def compress(
   spatial = spatial_stage(features, saliency, config, sizes.keep)
   transport = transport_stage(unit, spatial, config, grid_hw)
   budgets = allocation_lib.allocate_budgets(transport.difficulty, sizes.merges, sizes.cap, config.budget_tau)
-  return merge_stage(features, spatial, transport, budgets, config, sizes.slots)
+  out = merge_stage(features, spatial, transport, budgets, config, sizes.slots)
+  return out if diagnostics else out.replace(diagnostics=None)

@@ -20,7 +20,6 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ottvid_jax import peers
 from ottvid_jax.models import decode_attention, layers
 from ottvid_jax.models.decoder import KVCache, lm_logits
 
@@ -357,7 +356,7 @@ def run(model, batch, llm_input: Callable, sampling: SamplingConfig, compression
   eos = model.config.eos_token_ids if eos_token_ids is None else eos_token_ids
   # OTT-Vid's survivors (and most peers') always fill their slots: the only padding is then a batch's left
   # padding, which the plan shows.
-  dense = bool(((plan.text >= 0) | (plan.video >= 0)).all()) and (compression is None or peers.fills_slots(compression))
+  dense = bool(((plan.text >= 0) | (plan.video >= 0)).all()) and (compression is None or not compression.pads)
   tokens, timings = generator_for(model).generate(embeds, positions, mask, sampling, eos, progress, dense)
   timings["first_token_s"] = timings.pop("first_token_at") - start  # host prep + vision + compression + prefill
   timings["total_s"] = time.perf_counter() - start

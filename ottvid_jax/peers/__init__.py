@@ -1,114 +1,58 @@
-"""OTT-Vid's ablations and the peer methods, behind one call: ``run(name, features, saliency, r, grid_hw)``.
+"""The peer methods of the paper's comparison, each a registered compression method in its own module.
 
-=====================  =========================================================================
-name                   what it is
-=====================  =========================================================================
-ottvid                 the method at the paper setting (``ov.compress``)
-ottvid_uniform_mass    ablation: uniform OT marginals (m = 1/K)
-ottvid_equal_budget    ablation: no budget adaptation (tau_b = 1e6: equal merges per pair)
-ottvid_no_spatial      ablation: cost without the positional term (lambda_loc = 0)
-dycoke                 DyCoke-style similarity merging in windows of 4 frames, no OT
-visionzip              VisionZip: dominant tokens by saliency + contextual tokens merged
-fastvid                FastVID-style: DySeg + salient + density-peak context tokens
-divprune               DivPrune: max-min diversity over the whole video
-flashvid               FlashVID-style: calibrated max-min diversity per frame + tree merging
-random                 M random tokens (``key`` required)
-uniform                a uniform spatial stride per frame
-=====================  =========================================================================
+=====================  ==================================  =========================================
+name                   config (options)                    what it is
+=====================  ==================================  =========================================
+dycoke                 ``DyCokeConfig`` (window)           DyCoke-style similarity merging in windows
+                                                           of 4 frames, no OT
+visionzip              ``VisionZipConfig``                 VisionZip: dominant tokens by saliency +
+                       (dominant_share)                    contextual tokens merged
+fastvid                ``FastVIDConfig`` (salient_share,   FastVID-style: DySeg + salient +
+                       knn, segment_cuts,                  density-peak context tokens
+                       segment_threshold)
+divprune               ``DivPruneConfig``                  DivPrune: max-min diversity over the video
+flashvid               ``FlashVIDConfig`` (threshold)      FlashVID-style: calibrated max-min
+                                                           diversity per frame + tree merging (pads)
+random                 ``RandomConfig`` (seed)             M random tokens
+uniform                ``UniformConfig``                   a uniform spatial stride per frame
+=====================  ==================================  =========================================
 
-Every method has the same retention-dependent budget (M = round(T N r)) and the
-same defaults at 10 %, 15 % and 25 % (their papers use one setting across
-these ratios); see ``docs/PEERS.md``.
+Each module holds the method's pure function (``peers.visionzip.visionzip``)
+and its config. OTT-Vid and its ablations (``ottvid``, ``ottvid_uniform_mass``,
+``ottvid_equal_budget``, ``ottvid_no_spatial``) are registered by
+:mod:`ottvid_jax.compressor.variants`. Every method has the same
+retention-dependent budget (M = round(T N r)) and the same defaults at 10 %,
+15 % and 25 % (their papers use one setting across these ratios); see
+``docs/PEERS.md``. Continuous options are traced (sweepable with
+:func:`ottvid_jax.sweep.config_grid`), counts are static.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Callable, Optional, Union
+from typing import Optional
 
 import jax
 
-from ottvid_jax.compressor.config import MassMode, OTTVidConfig, budget
-from ottvid_jax.compressor.pipeline import CompressionOutput, compress
-from ottvid_jax.peers.common import target_count
-from ottvid_jax.peers.methods import divprune, dycoke, fastvid, flashvid, random_keep, uniform_keep, visionzip
+from ottvid_jax.compressor import CompressionOutput, interface
+from ottvid_jax.peers.divprune import DivPruneConfig
+from ottvid_jax.peers.dycoke import DyCokeConfig
+from ottvid_jax.peers.fastvid import FastVIDConfig
+from ottvid_jax.peers.flashvid import FlashVIDConfig
+from ottvid_jax.peers.random_tokens import RandomConfig, UniformConfig
+from ottvid_jax.peers.visionzip import VisionZipConfig
 
-__all__ = ["METHODS", "PeerConfig", "apply", "fills_slots", "run", "slot_count"]
-
-
-def _ottvid(**changes) -> Callable:
-  def method(features, saliency, retention, *, grid_hw, key=None):
-    del key
-    return compress(features, saliency, OTTVidConfig(retention=retention, **changes), grid_hw=grid_hw)
-  return method
-
-
-METHODS: dict[str, Callable[..., CompressionOutput]] = {
-    "ottvid": _ottvid(),
-    "ottvid_uniform_mass": _ottvid(mass=MassMode.UNIFORM),
-    "ottvid_equal_budget": _ottvid(budget_tau=1e6),
-    "ottvid_no_spatial": _ottvid(locality_scale=0.0),
-    "dycoke": dycoke,
-    "visionzip": visionzip,
-    "fastvid": fastvid,
-    "divprune": divprune,
-    "flashvid": flashvid,
-    "random": random_keep,
-    "uniform": uniform_keep,
-}
+__all__ = ["DivPruneConfig", "DyCokeConfig", "FastVIDConfig", "FlashVIDConfig", "RandomConfig", "UniformConfig",
+           "VisionZipConfig", "run"]
 
 
 def run(name: str, features, saliency, retention: float, grid_hw: tuple[int, int],
-        key: Optional[jax.Array] = None) -> CompressionOutput:
-  """Compresses one video with method ``name`` (see the table above).
+        key: Optional[jax.Array] = None, **options) -> CompressionOutput:
+  """Compresses one video with the registered method ``name`` at its default options (or ``options``).
 
   Raises:
     ValueError: for an unknown name, or ``random`` without a key.
   """
-  if name not in METHODS:
-    raise ValueError(f"unknown method {name!r}; choose one of {sorted(METHODS)}")
+  method = interface.make(name, retention, **options)
   if name == "random" and key is None:
     raise ValueError("the random method needs a PRNG key")
-  return METHODS[name](features, saliency, retention, grid_hw=grid_hw, key=key)
-
-
-@dataclasses.dataclass(frozen=True)
-class PeerConfig:
-  """A peer method and its retention, usable wherever an :class:`OTTVidConfig` is (all static).
-
-  ``random`` draws with the fixed key ``seed``.
-  """
-
-  name: str
-  retention: float
-  seed: int = 0
-
-  def __post_init__(self):
-    if self.name not in METHODS:
-      raise ValueError(f"unknown method {self.name!r}; choose one of {sorted(METHODS)}")
-    target_count(1, 1, self.retention)  # checks the range
-
-
-jax.tree_util.register_dataclass(PeerConfig, data_fields=[], meta_fields=["name", "retention", "seed"])
-
-Compression = Union[OTTVidConfig, PeerConfig]
-
-
-def slot_count(compression: Compression, frames: int, tokens: int) -> int:
-  """The static output length of ``compression`` on a ``[frames, tokens, D]`` video."""
-  if isinstance(compression, OTTVidConfig):
-    return budget(compression, frames, tokens).slots
-  return target_count(frames, tokens, compression.retention)
-
-
-def fills_slots(compression: Compression) -> bool:
-  """Whether every output slot is always valid (no padding to mask)."""
-  return isinstance(compression, OTTVidConfig) or compression.name != "flashvid"
-
-
-def apply(compression: Compression, features, saliency, grid_hw: tuple[int, int]) -> CompressionOutput:
-  """Runs OTT-Vid (an :class:`OTTVidConfig`) or a peer (a :class:`PeerConfig`) on one video."""
-  if isinstance(compression, OTTVidConfig):
-    return compress(features, saliency, compression, grid_hw=grid_hw)
-  return run(compression.name, features, saliency, compression.retention, grid_hw,
-             key=jax.random.key(compression.seed))
+  return method.apply(features, saliency, grid_hw, key)

@@ -1,20 +1,24 @@
-"""What every peer method shares: the budget and the grouped output.
+"""What every peer method shares: its config base, the budget, the grouped output and small helpers.
 
 A peer decides, for each of the ``T * N`` input tokens (flat index
 ``f = t * N + n``), the group it belongs to (a *root* token, or -1 when it is
 dropped) and which roots survive. The output is then the same as OTT-Vid's: a
 fixed number of slots, survivors first in raster order of their anchor (the
-root), each the mean of its group, then padding.
+root), each the mean of its group, then padding (for the methods that pad).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any, Callable, ClassVar
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from ottvid_jax.compressor.pipeline import CompressionOutput
+from ottvid_jax.compressor import CompressionOutput, concrete, rank_descending
 
-__all__ = ["grouped_output", "target_count"]
+__all__ = ["Peer", "evenly", "frame_budgets", "grouped_output", "positive_int", "rank_within", "target_count"]
 
 
 def target_count(frames: int, tokens: int, retention: float) -> int:
@@ -22,6 +26,59 @@ def target_count(frames: int, tokens: int, retention: float) -> int:
   if not 0.0 < retention <= 1.0:
     raise ValueError(f"retention must lie in (0, 1], got {retention}")
   return max(1, int(round(frames * tokens * retention)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Peer:
+  """The fields and members every peer's config shares (subclasses add their options).
+
+  Attributes:
+    retention: r in (0, 1]; the output has ``M = round(T N r)`` slots. Static.
+  """
+
+  retention: float = 0.1
+  pads: ClassVar[bool] = False
+  CHECKS: ClassVar[dict[str, tuple[Callable[[Any], Any], str]]] = {}  # traced field -> (test, what it must be)
+
+  def __post_init__(self):
+    if not isinstance(self.retention, (int, float)) or isinstance(self.retention, bool):
+      raise ValueError(f"retention must be a Python float (static), got {self.retention!r}")
+    target_count(1, 1, self.retention)
+    for name, (ok, what) in self.CHECKS.items():
+      value = concrete(getattr(self, name))
+      if value is not None and not (np.issubdtype(value.dtype, np.number) and np.all(np.isfinite(value) & ok(value))):
+        raise ValueError(f"{type(self).__name__}.{name} must be {what}, got {getattr(self, name)!r}")
+
+  def replace(self, **changes: Any):
+    """A copy with ``changes`` applied (and checked)."""
+    return dataclasses.replace(self, **changes)
+
+  def slots(self, frames: int, tokens: int) -> int:
+    """M = round(T N r)."""
+    return target_count(frames, tokens, self.retention)
+
+
+def positive_int(value: Any, name: str) -> None:
+  """Raises unless ``value`` is a positive Python int (a static option)."""
+  if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+    raise ValueError(f"{name} must be a positive int (static), got {value!r}")
+
+
+def frame_budgets(frames: int, total: int) -> np.ndarray:
+  """``total`` slots spread over frames as evenly as possible (earlier frames get the remainder)."""
+  base, extra = divmod(total, frames)
+  return np.asarray([base + (t < extra) for t in range(frames)], np.int32)
+
+
+def rank_within(values: jnp.ndarray) -> jnp.ndarray:
+  """Per row, the rank of each entry in descending order (ties: lower index first)."""
+  return jax.vmap(rank_descending)(values)
+
+
+def evenly(count: jnp.ndarray, picks: jnp.ndarray, position: jnp.ndarray) -> jnp.ndarray:
+  """Whether item ``position`` (of ``count``) is one of ``picks`` evenly spaced items (Bresenham)."""
+  count = jnp.maximum(count, 1)
+  return (position + 1) * picks // count > position * picks // count
 
 
 def grouped_output(features: jnp.ndarray, root: jnp.ndarray, survivor: jnp.ndarray, slots: int) -> CompressionOutput:

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ottvid_jax import peers
+from ottvid_jax.compressor.interface import CompressionMethod
 from ottvid_jax import resize as resize_lib
 from ottvid_jax import video as video_lib
 from ottvid_jax.models.generate import GenerationResult, SamplingConfig, decode_text, generator_for, run
@@ -88,7 +88,7 @@ def _assemble(model: LlavaOnevision, tokens, saliency, input_ids, text_source, v
   return model.assemble_inputs(input_ids, tokens, saliency, frames, text_source, video_source, compression)
 
 
-def llm_input(model: LlavaOnevision, batch: LlavaBatch, compression: Optional[peers.Compression] = None):
+def llm_input(model: LlavaOnevision, batch: LlavaBatch, compression: Optional[CompressionMethod] = None):
   """What the LLM's prefill sees: ``((embeds, positions, mask), plan)``.
 
   The vision side is queued first (it needs only the pixels), so the GPU runs

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ottvid_jax import peers
+from ottvid_jax.compressor.interface import CompressionMethod
 from ottvid_jax.models import layers
 from ottvid_jax.models.decoder import DecoderConfig, DecoderLM
 from ottvid_jax.models.llava_onevision import pooling
@@ -162,12 +162,12 @@ class LlavaOnevision(DecoderLM):
     """
     return video_features(self.vision_tower, self.multi_modal_projector, self.config, pixels, saliency=saliency)
 
-  def video_slots(self, frames: tuple[int, ...], compression: Optional[peers.Compression]) -> tuple[int, ...]:
+  def video_slots(self, frames: tuple[int, ...], compression: Optional[CompressionMethod]) -> tuple[int, ...]:
     """Per video, its slots in the LLM input (static)."""
     n = self.config.pooled ** 2
     if compression is None:
       return tuple(self.config.video_tokens(t) for t in frames)
-    return tuple(peers.slot_count(compression, t, n) + self.config.newlines(t) for t in frames)
+    return tuple(compression.slots(t, n) + self.config.newlines(t) for t in frames)
 
   def _video_sequence(self, tokens, saliency, frames: int, compression):
     """One video's LLM slots: ``(tokens [L, D], valid [L])`` with the newlines in place."""
@@ -187,7 +187,7 @@ class LlavaOnevision(DecoderLM):
       else:
         seq = tokens
       return seq, jnp.ones((seq.shape[0],), bool)
-    out = peers.apply(compression, tokens.reshape(frames, n, d), saliency.reshape(frames, n), (o, o))
+    out = compression.apply(tokens.reshape(frames, n, d), saliency.reshape(frames, n), (o, o))
     m = out.tokens.shape[0]
     newlines = self.config.newlines(frames)
     length = m + newlines
@@ -212,7 +212,7 @@ class LlavaOnevision(DecoderLM):
       pixel_values_videos: ``[F, C, S, S]``, the frames of every video in order.
       frames: static frame count of each video.
       text_source, video_source: a :class:`SequencePlan`'s arrays.
-      compression: OTT-Vid's config or a peer's (:class:`peers.PeerConfig`), or None.
+      compression: a compression method (:mod:`ottvid_jax.compressor.interface`), or None.
     """
     tokens, saliency = self.video_features(pixel_values_videos, saliency=compression is not None)
     return self.assemble_inputs(input_ids, tokens, saliency, frames, text_source, video_source, compression)

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ottvid_jax import peers
+from ottvid_jax.compressor.interface import CompressionMethod
 from ottvid_jax.models.generate import GenerationResult, SamplingConfig, generator_for, run
 from ottvid_jax.models.qwen2_5_vl import vision
 from ottvid_jax.models.qwen2_5_vl.model import Qwen2_5_VL, rope_index, static_grid
@@ -98,7 +98,7 @@ def _assemble(model: Qwen2_5_VL, video, saliency, input_ids, position_ids, text_
                                compression)
 
 
-def prepare_prefill(model: Qwen2_5_VL, batch: VideoBatch, compression: Optional[peers.Compression] = None):
+def prepare_prefill(model: Qwen2_5_VL, batch: VideoBatch, compression: Optional[CompressionMethod] = None):
   """Host work before the prefill: positions and the sequence plan, sent to the device.
 
   Returns:
@@ -118,7 +118,7 @@ def prepare_prefill(model: Qwen2_5_VL, batch: VideoBatch, compression: Optional[
   return (ids, positions, text, video, run_start, compression), plan
 
 
-def llm_input(model: Qwen2_5_VL, batch: VideoBatch, compression: Optional[peers.Compression] = None):
+def llm_input(model: Qwen2_5_VL, batch: VideoBatch, compression: Optional[CompressionMethod] = None):
   """What the LLM's prefill sees: ``((embeds, positions, mask), plan)``.
 
   Two programs: the vision tower is queued first, as it needs only the pixels,

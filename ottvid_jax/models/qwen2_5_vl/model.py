@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ottvid_jax import peers
+from ottvid_jax.compressor.interface import CompressionMethod
 from ottvid_jax.models.decoder import DecoderConfig, DecoderLM, KVCache
 from ottvid_jax.models.qwen2_5_vl.vision import GridTHW, VisionConfig, VisionTower
 
@@ -198,13 +198,13 @@ class Qwen2_5_VL(DecoderLM):
                                         cache_index)
     return self.logits(hidden), cache
 
-  def video_slots(self, video_grid_thw: GridTHW, compression: Optional[peers.Compression]) -> tuple[int, ...]:
+  def video_slots(self, video_grid_thw: GridTHW, compression: Optional[CompressionMethod]) -> tuple[int, ...]:
     """Per video, the number of LLM slots its tokens take (static)."""
     merge = self.config.vision.spatial_merge_size
     sizes = []
     for t, h, w in video_grid_thw:
       n = (h // merge) * (w // merge)
-      sizes.append(t * n if compression is None else peers.slot_count(compression, t, n))
+      sizes.append(t * n if compression is None else compression.slots(t, n))
     return tuple(sizes)
 
   def prefill_inputs(
@@ -216,7 +216,7 @@ class Qwen2_5_VL(DecoderLM):
       text_source: jax.Array,
       video_source: jax.Array,
       run_start: jax.Array,
-      compression: Optional[peers.Compression] = None,
+      compression: Optional[CompressionMethod] = None,
   ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """The LLM input of a (compressed) prefill: ``(embeds [B, S', D], positions [3, B, S'], mask [B, S'])``.
 
@@ -226,7 +226,7 @@ class Qwen2_5_VL(DecoderLM):
       pixel_values_videos: ``[P, 1176]``.
       video_grid_thw: static grids.
       text_source, video_source, run_start: a :class:`SequencePlan`'s arrays.
-      compression: OTT-Vid's config or a peer's (:class:`peers.PeerConfig`), or None for the plain path.
+      compression: a compression method (:mod:`ottvid_jax.compressor.interface`), or None for the plain path.
 
     Survivors keep the (t, h, w) ids of their anchor token, text keeps its
     uncompressed ids, padding slots are masked out.
@@ -245,7 +245,7 @@ class Qwen2_5_VL(DecoderLM):
       text_source: jax.Array,
       video_source: jax.Array,
       run_start: jax.Array,
-      compression: Optional[peers.Compression] = None,
+      compression: Optional[CompressionMethod] = None,
   ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """:meth:`prefill_inputs` after the vision tower: ``video [U, D]`` and ``saliency [U]``
     (None without ``compression``) are the tower's outputs for every video."""
@@ -261,8 +261,8 @@ class Qwen2_5_VL(DecoderLM):
         index.append(jnp.arange(n, dtype=jnp.int32))
         valid.append(jnp.ones((n,), bool))
       else:
-        out = peers.apply(compression, feats.reshape(t, gh * gw, -1), saliency[offset:offset + n].reshape(t, gh * gw),
-                          (gh, gw))
+        out = compression.apply(feats.reshape(t, gh * gw, -1), saliency[offset:offset + n].reshape(t, gh * gw),
+                                (gh, gw))
         tokens.append(out.tokens)
         index.append(jnp.maximum(out.index, 0))
         valid.append(out.valid)
