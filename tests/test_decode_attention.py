@@ -1,7 +1,5 @@
 """The fused decoding-step kernel (rotary, cache write, attention), in Pallas' interpreter on the CPU."""
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,7 +8,6 @@ from flax import nnx
 
 from ottvid_jax.models import decode_attention as da
 from ottvid_jax.models import layers
-from ottvid_jax.models.decoder import DecoderConfig
 from ottvid_jax.models.generate import Generator, SamplingConfig
 from ottvid_jax.models.qwen2_5_vl import Qwen2_5_VL, Qwen2_5_VLConfig
 
@@ -82,13 +79,7 @@ def test_bad_inputs_are_rejected():
 
 
 def _tiny_bf16_model():
-  cfg = Qwen2_5_VLConfig.qwen2_5_vl_7b()
-  cfg = dataclasses.replace(
-      cfg, text=DecoderConfig(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                              num_attention_heads=4, num_key_value_heads=2, mrope_section=(4, 6, 6), head_dim=32),
-      vision=dataclasses.replace(cfg.vision, depth=1, hidden_size=32, intermediate_size=64, num_heads=2,
-                                 out_hidden_size=64, fullatt_block_indexes=(0,)))
-  return Qwen2_5_VL(cfg, dtype=jnp.bfloat16, param_dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+  return Qwen2_5_VL(Qwen2_5_VLConfig.tiny(), dtype=jnp.bfloat16, param_dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
 
 
 def test_generation_with_the_kernel_matches_xla():

@@ -187,6 +187,7 @@ class Generator:
                           static_argnames=("steps", "mrope", "temperature", "top_p"), donate_argnums=(1,))
     self._sample = jax.jit(sample, static_argnums=(2, 3))
     self._builders: dict = {}
+    self.probe = _probe(model)  # generator_for: the parameters this generator was made from
     self._model = weakref.ref(model)  # for builders over one part (the generator is kept per model, weakly)
 
   def _resolve_kernel(self, choice: str, model: nnx.Module) -> str:
@@ -219,7 +220,7 @@ class Generator:
     shortens the host's dispatch of the call (1-2 us a parameter array;
     Qwen2.5-VL-7B has 525, its vision tower 326).
     """
-    key = (fn, part)
+    key = (fn, part, tuple(static_argnames))
     if key not in self._builders:
       merge, leaves = self._whole if part is None else _flat(part(self._model()))
       pure = lambda leaves, *args, **kw: fn(merge(leaves), *args, **kw)  # noqa: E731
@@ -330,14 +331,23 @@ class Generator:
 _GENERATORS: "weakref.WeakKeyDictionary[nnx.Module, Generator]" = weakref.WeakKeyDictionary()
 
 
-def generator_for(model: nnx.Module) -> Generator:
-  """The model's :class:`Generator`, made (and its model split) once per model object.
+def _probe(model: nnx.Module):
+  """An array that every replacement of the model's parameters replaces (the input embedding)."""
+  return model.language_model.embed_tokens.embedding.get_value()
 
-  Note: the split happens once; parameters changed in place afterwards are not seen.
+
+def generator_for(model: nnx.Module, refresh: bool = False) -> Generator:
+  """The model's :class:`Generator`, made (and the model split) once per model object and parameters.
+
+  A model whose parameters were replaced since (``nnx.update`` of its state,
+  :func:`~ottvid_jax.models.sharding.tensor_parallel`) gets a new generator;
+  ``refresh=True`` makes one after changing single arrays in place, which is
+  not detected.
   """
-  if model not in _GENERATORS:
-    _GENERATORS[model] = Generator(model)
-  return _GENERATORS[model]
+  generator = _GENERATORS.get(model)
+  if refresh or generator is None or generator.probe is not _probe(model):
+    generator = _GENERATORS[model] = Generator(model)
+  return generator
 
 
 def run(model, batch, llm_input: Callable, sampling: SamplingConfig, compression=None,

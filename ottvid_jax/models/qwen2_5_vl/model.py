@@ -85,6 +85,16 @@ class Qwen2_5_VLConfig:
                            num_attention_heads=28, num_key_value_heads=4, rope_theta=1e6,
                            mrope_section=(16, 24, 24), max_position_embeddings=128000))
 
+  @classmethod
+  def tiny(cls) -> "Qwen2_5_VLConfig":
+    """A two-layer model of Qwen2.5-VL-7B's structure (its vision and rope settings) for tests and smoke runs."""
+    base = cls.qwen2_5_vl_7b()
+    return dataclasses.replace(
+        base, text=DecoderConfig(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                 num_attention_heads=4, num_key_value_heads=2, mrope_section=(4, 6, 6), head_dim=32),
+        vision=dataclasses.replace(base.vision, depth=1, hidden_size=32, intermediate_size=64, num_heads=2,
+                                   out_hidden_size=64, fullatt_block_indexes=(0,)))
+
 
 def static_grid(video_grid_thw: Any) -> GridTHW:
   """``video_grid_thw`` (array or nested list) as a hashable tuple of Python ints."""
