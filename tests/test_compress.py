@@ -216,6 +216,29 @@ def test_bad_input_raises_before_tracing(features, saliency, grid, cfg, match):
     ov.compress(features, saliency, cfg, grid_hw=grid)
 
 
+def test_device_arrays_are_checked_on_the_device(monkeypatch):
+  """validate_inputs looks for NaN and negative saliency without copying a device array to the host."""
+  from ottvid_jax.compressor import pipeline  # pylint: disable=import-outside-toplevel
+
+  class HostCopyForbidden:
+    def __getattr__(self, name):
+      return getattr(np, name)
+
+    @staticmethod
+    def asarray(value, *args, **kwargs):
+      if isinstance(value, jax.Array):
+        raise AssertionError("a device array was copied to the host")
+      return np.asarray(value, *args, **kwargs)
+
+  monkeypatch.setattr(pipeline, "np", HostCopyForbidden())
+  features, saliency = jnp.ones((4, 9, 3)), jnp.ones((4, 9))
+  ov.validate_inputs(features, saliency, ov.OTTVidConfig(), (3, 3))
+  with pytest.raises(ValueError, match="NaN"):
+    ov.validate_inputs(features.at[1, 2, 0].set(jnp.nan), saliency, ov.OTTVidConfig(), (3, 3))
+  with pytest.raises(ValueError, match="non-negative"):
+    ov.validate_inputs(features, saliency.at[0, 0].set(-1.0), ov.OTTVidConfig(), (3, 3))
+
+
 def test_shape_errors_raise_under_jit_too():
   with pytest.raises(ValueError, match="saliency shape"):
     jax.jit(lambda f, s: ov.compress(f, s, grid_hw=(3, 3)))(jnp.ones((4, 9, 3)), jnp.ones((4, 8)))

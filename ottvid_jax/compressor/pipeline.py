@@ -126,12 +126,17 @@ def validate_inputs(
     raise ValueError(f"grid_hw must be two positive Python ints (static), got {grid_hw!r}")
   if grid_hw[0] * grid_hw[1] != tokens:
     raise ValueError(f"grid_hw {tuple(grid_hw)} has {grid_hw[0] * grid_hw[1]} cells but features have N = {tokens}")
-  if _is_concrete(features) and not np.all(np.isfinite(np.asarray(features, np.float32))):
+  if _is_concrete(features) and not _all(features, lambda xp, x: xp.isfinite(x)):
     raise ValueError("features contain NaN or infinite values")
-  if _is_concrete(saliency):
-    values = np.asarray(saliency, np.float32)
-    if not np.all(np.isfinite(values)) or np.any(values < 0):
-      raise ValueError("saliency must be finite and non-negative")
+  if _is_concrete(saliency) and not _all(saliency, lambda xp, x: xp.isfinite(x) & (x >= 0)):
+    raise ValueError("saliency must be finite and non-negative")
+
+
+def _all(values, test) -> bool:
+  """Whether ``test`` holds everywhere, computed where ``values`` live (a device array is not copied to the host)."""
+  if isinstance(values, jax.Array):
+    return bool(jnp.all(test(jnp, values)))
+  return bool(np.all(test(np, np.asarray(values, np.float32))))
 
 
 class SpatialStage(NamedTuple):
