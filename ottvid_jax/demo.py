@@ -107,6 +107,19 @@ def _checkpoint_tokens(checkpoint: str, path: str, frames: int):
           (gh, gw), shown[::2])
 
 
+def _roles(dg) -> dict[str, np.ndarray]:
+  """What became of each kept token, ``[T, K]`` bool each; picture, table and JSON all count these.
+
+  ``new``: it anchors an output token (its chain starts here); ``merged``: it joined an earlier token's
+  output token; ``dropped``: its chain was dropped by strong pruning (a pruned match, or a token whose
+  chain runs through one). Every kept token is exactly one of the three.
+  """
+  frames, keep = dg.slot.shape
+  kept = dg.slot >= 0
+  anchor = dg.root == np.arange(frames * keep).reshape(frames, keep)
+  return {"new": kept & anchor, "merged": kept & ~anchor, "dropped": ~kept}
+
+
 def _colour(slot: int) -> tuple[int, int, int]:
   r, g, b = colorsys.hsv_to_rgb((slot * 0.61803398875) % 1.0, 0.85, 1.0)
   return int(r * 255), int(g * 255), int(b * 255)
@@ -132,9 +145,10 @@ def _draw(frames: np.ndarray, out: ov.CompressionOutput, grid_hw, title: str, cr
   small = ImageFont.load_default(size=11)
   draw = ImageDraw.Draw(canvas)
   draw.text((pad, 6), title, fill=(240, 240, 240), font=font)
-  draw.text((pad, 26), "outline: kept token (thick: chain anchor, thin: merged into it), one colour per output "
-            "token; dimmed: dropped", fill=(170, 170, 170), font=small)
-  flat_root = dg.root.reshape(-1)
+  draw.text((pad, 26), "each panel is one token grid (two video frames). Thick outline: a new output token; thin "
+            "outline of the same colour: merged into it; red cross: selected, then dropped by strong pruning; "
+            "dimmed: not selected", fill=(170, 170, 170), font=small)
+  roles = _roles(dg)
   keep = dg.selected.shape[1]
   for t in range(count):
     frame = Image.fromarray(frames[t]).resize((thumb_w, thumb_h), Image.Resampling.BILINEAR)
@@ -147,20 +161,19 @@ def _draw(frames: np.ndarray, out: ov.CompressionOutput, grid_hw, title: str, cr
     tile = Image.fromarray(pixels_.astype(np.uint8))
     tile_draw = ImageDraw.Draw(tile)
     for k in range(keep):
-      slot = int(dg.slot[t, k])
-      if slot < 0:
-        continue
-      n = int(dg.selected[t, k])
-      y, x = divmod(n, gw)
-      anchor = flat_root[t * keep + k] == t * keep + k
+      y, x = divmod(int(dg.selected[t, k]), gw)
       box = [x * cell_w, y * cell_h, (x + 1) * cell_w - 1, (y + 1) * cell_h - 1]
-      tile_draw.rectangle(box, outline=_colour(slot), width=2 if anchor else 1)
+      if roles["dropped"][t, k]:
+        tile_draw.line(box, fill=(255, 40, 40), width=2)
+        tile_draw.line([box[0], box[3], box[2], box[1]], fill=(255, 40, 40), width=2)
+      else:
+        tile_draw.rectangle(box, outline=_colour(int(dg.slot[t, k])), width=3 if roles["new"][t, k] else 1)
     col, row = t % cols, t // cols
     x0 = pad + col * (thumb_w + pad)
     y0 = head_h + row * (thumb_h + label_h + pad)
     canvas.paste(tile, (x0, y0 + label_h))
-    anchors = int(sum(flat_root[t * keep + k] == t * keep + k and dg.slot[t, k] >= 0 for k in range(keep)))
-    draw.text((x0, y0 + 2), f"grid {t}: {anchors} new tokens, {int((dg.slot[t] >= 0).sum()) - anchors} merged",
+    counts = {name: int(role[t].sum()) for name, role in roles.items()}
+    draw.text((x0, y0 + 2), f"grid {t}: {counts['new']} new, {counts['merged']} merged, {counts['dropped']} dropped",
               fill=(220, 220, 220), font=small)
   draw.text((pad, canvas.height - foot_h + 4), credit, fill=(150, 150, 150), font=small)
   return canvas
@@ -182,11 +195,11 @@ def _table(summary: dict, console) -> None:
                    "" if count is None else f"{100 * count / tokens['input']:.1f}%", f"{first:.1f}", f"{warm:.2f}")
   console.print(stages)
   pairs = Table(title="frame pairs (low transport difficulty W: more merges)")
-  for col in ("pair", "alpha", "W", "budget", "merged", "pruned"):
+  for col in ("pair", "alpha", "W", "budget", "merged", "dropped"):
     pairs.add_column(col, justify="right")
   for p in summary["pairs"]:
     pairs.add_row(f"{p['pair']}->{p['pair'] + 1}", f"{p['alpha']:.3f}", f"{p['difficulty']:.4f}", str(p["budget"]),
-                  str(p["merged"]), str(p["pruned"]))
+                  str(p["merged"]), str(p["dropped"]))
   console.print(pairs)
 
 
@@ -283,7 +296,7 @@ def run_demo(
 def _summary(result, sizes, config, clip, credit, grid_hw, size_hw, described) -> dict:
   dg = jax.tree_util.tree_map(np.asarray, result.diagnostics)
   valid = int(np.asarray(result.valid).sum())
-  merged = dg.accepted & ~dg.pruned
+  roles = _roles(dg)
   return {
       "video": clip.path,
       "credit": credit,
@@ -296,10 +309,12 @@ def _summary(result, sizes, config, clip, credit, grid_hw, size_hw, described) -
                  "cost_threshold": float(config.cost_threshold), "epsilon": float(config.epsilon),
                  "sinkhorn_iters": config.sinkhorn_iters},
       "tokens": {"input": sizes.frames * sizes.tokens, "after_selection": sizes.frames * sizes.keep,
-                 "merged": int(merged.sum()), "pruned": int(dg.pruned.sum()), "output": valid,
+                 "merged": int(roles["merged"].sum()), "dropped": int(roles["dropped"].sum()),
+                 "pruned_matches": int(dg.pruned.sum()), "output": valid,
                  "target": sizes.target, "slots": sizes.slots},
       "ratio": valid / (sizes.frames * sizes.tokens),
       "pairs": [{"pair": p, "alpha": float(dg.alpha[p]), "difficulty": float(dg.difficulty[p]),
-                 "budget": int(dg.budget[p]), "merged": int(merged[p].sum()), "pruned": int(dg.pruned[p].sum())}
+                 "budget": int(dg.budget[p]), "merged": int(roles["merged"][p + 1].sum()),
+                 "dropped": int(roles["dropped"][p + 1].sum()), "pruned_matches": int(dg.pruned[p].sum())}
                 for p in range(sizes.pairs)],
   }

@@ -30,10 +30,13 @@ def test_demo_writes_picture_and_consistent_json(tmp_path, retention):
   assert t == 4 and tokens["input"] == t * gh * gw
   assert tokens["output"] == tokens["target"] == round(tokens["input"] * retention)
   assert abs(summary["ratio"] - retention) <= 1 / tokens["input"]
-  assert tokens["after_selection"] - tokens["output"] == tokens["merged"] + tokens["pruned"]
+  # Every selected token is new (an output token), merged into one, or dropped: one count each.
+  assert tokens["after_selection"] == tokens["output"] + tokens["merged"] + tokens["dropped"]
   pairs = summary["pairs"]
   assert len(pairs) == t - 1
-  assert sum(p["budget"] for p in pairs) == tokens["merged"] + tokens["pruned"]
+  assert sum(p["budget"] for p in pairs) == tokens["merged"] + tokens["dropped"]
+  assert sum(p["merged"] for p in pairs) == tokens["merged"] and sum(p["dropped"] for p in pairs) == tokens["dropped"]
+  assert tokens["pruned_matches"] <= tokens["dropped"]
   assert all(0.5 <= p["alpha"] <= 1.0 and p["difficulty"] > 0 for p in pairs)
   assert "pixel features" in summary["features"] and "Blender Foundation" in summary["credit"]
   assert set(summary["timings_ms"]) >= {"selection + mass", "cost + transport", "budget", "match + merge"}
