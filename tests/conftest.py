@@ -1,17 +1,51 @@
 """Shared test setup: float32 matmuls at full precision, small video fixtures."""
 
+import importlib.abc
+import importlib.util
+import sys
+
 import jax
 import numpy as np
 import pytest
 
 jax.config.update("jax_default_matmul_precision", "highest")
 
-# transformers imports torchvision when it is installed; the PyPI wheel beside a
-# CPU-only torch fails to register its compiled ops, so import its Python parts
-# first (see tests/hf_tiny.py).
-from tests import hf_tiny  # noqa: E402
 
-hf_tiny.import_torchvision()
+
+class _TorchvisionFirst(importlib.abc.MetaPathFinder):
+  """Imports torchvision through :func:`tests.hf_tiny.import_torchvision` before the first package that needs it.
+
+  transformers, qwen-vl-utils and lmms-eval import torchvision when it is
+  installed, and the PyPI wheel beside a CPU-only torch fails to register its
+  compiled ops. Done lazily, so tests that use none of them (the compressor's,
+  the readers', the parsers') never import torch.
+  """
+
+  TRIGGERS = ("transformers", "qwen_vl_utils", "lmms_eval", "torchvision")
+
+  def find_spec(self, name, path=None, target=None):  # pylint: disable=unused-argument
+    if name not in self.TRIGGERS:
+      return None
+    sys.meta_path.remove(self)
+    from tests import hf_tiny  # pylint: disable=import-outside-toplevel
+
+    hf_tiny.import_torchvision()
+    if name != "torchvision":
+      return None  # the normal finders go on with the package asked for
+    return importlib.util.spec_from_loader(name, _Imported())
+
+
+class _Imported(importlib.abc.Loader):
+  """Hands the import system the torchvision module that is already imported."""
+
+  def create_module(self, spec):
+    return sys.modules[spec.name]
+
+  def exec_module(self, module):
+    pass
+
+
+sys.meta_path.insert(0, _TorchvisionFirst())
 
 
 def make_video(seed: int, frames: int, height: int, width: int, dim: int, motion: float = 0.6):

@@ -80,3 +80,22 @@ def test_stack_configs():
     ov.stack_configs([ov.OTTVidConfig(), ov.OTTVidConfig(cost_threshold=None)])
   with pytest.raises(ValueError):
     ov.stack_configs([])
+
+
+def test_the_library_imports_neither_torch_nor_its_test_references():
+  """The compressor, peers, sweeps and evaluation run without torch; tests that need none never import it."""
+  import os  # pylint: disable=import-outside-toplevel
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+
+  code = ("import sys, tests.conftest, ottvid_jax, ottvid_jax.peers, ottvid_jax.eval, ottvid_jax.sweep, "
+          "ottvid_jax.eval.report\n"
+          "from ottvid_jax.compressor import interface\n"
+          "interface.names()\n"
+          "loaded = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'torchvision', 'transformers', "
+          "'chex', 'lmms_eval'})\n"  # (optax comes with ott-jax)
+          "assert not loaded, loaded\n")
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=root))
+  assert result.returncode == 0, result.stderr[-2000:]
