@@ -162,7 +162,7 @@ def run_jax(args) -> dict:
         token, state["cache"], state["kv_mask"], state["delta"] = prefilled()
         state.update(token=token, index=jnp.asarray(plan.length, jnp.int32), finished=jnp.zeros_like(token, bool),
                      key=jax.random.key(0))
-      t, state["cache"], state["finished"], state["key"], _ = generator._step(  # pylint: disable=protected-access
+      t, state["cache"], state["finished"], state["key"], _ = generator.step_program(
           generator.leaves, state["cache"], state["kv_mask"], state["token"], state["index"], state["delta"],
           state["finished"], state["key"], jnp.asarray([-1], jnp.int32), mrope=mrope, temperature=0.0, top_p=1.0)
       jax.block_until_ready(t)

@@ -179,7 +179,7 @@ def main() -> None:
       rows.append(profile(f"prefill r={r} ({plan.length} tokens)",
                           lambda: generator.prefill(embeds, positions, mask, slots, True)[0], args.calls,
                           keep("prefill"), memory))
-      rows[-1]["temp_gib"] = temp_gib(generator._prefill, generator.leaves, embeds, positions, mask, slots=slots, dense=True)  # pylint: disable=protected-access
+      rows[-1]["temp_gib"] = temp_gib(generator.prefill_program, generator.leaves, embeds, positions, mask, slots=slots, dense=True)
     if "ttft" in phases:
       def first_token():
         (e, pos, m), _ = gen.llm_input(model, batch, compression)
@@ -201,9 +201,9 @@ def main() -> None:
         args_ = (generator.leaves, carry["cache"], kv_mask, carry["token"], carry["index"], delta, carry["finished"],
                  carry["key"], jnp.asarray([-1], jnp.int32))
         if generator.steps_per_call:
-          carry["cache"], token, _, carry["finished"], carry["key"], _, _ = generator._steps(*args_, steps=steps, **kw)  # pylint: disable=protected-access
+          carry["cache"], token, _, carry["finished"], carry["key"], _, _ = generator.steps_program(*args_, steps=steps, **kw)
         else:
-          token, carry["cache"], carry["finished"], carry["key"], _ = generator._step(*args_, **kw)  # pylint: disable=protected-access
+          token, carry["cache"], carry["finished"], carry["key"], _ = generator.step_program(*args_, **kw)
         return token
 
       rows.append(profile(f"decode, {steps} steps a call (cache of {slots} slots)", step, 5 * args.calls,

@@ -179,12 +179,14 @@ class Generator:
     self.config = model.language_model.config
     self.decode_kernel = self._resolve_kernel(decode_kernel, model)
     kernel = None if self.decode_kernel == "xla" else self.decode_kernel
-    self._prefill = jax.jit(functools.partial(_prefill, self.merge), static_argnames=("slots", "dense"))
-    self._step = jax.jit(functools.partial(_step, self.merge, kernel), static_argnames=("mrope", "temperature", "top_p"),
-                         donate_argnums=(1,), compiler_options=None if step_graphs else _NO_GRAPHS)
+    # The compiled programs (public for benchmarks and profilers; each takes ``self.leaves`` first).
+    self.prefill_program = jax.jit(functools.partial(_prefill, self.merge), static_argnames=("slots", "dense"))
+    self.step_program = jax.jit(functools.partial(_step, self.merge, kernel),
+                                static_argnames=("mrope", "temperature", "top_p"), donate_argnums=(1,),
+                                compiler_options=None if step_graphs else _NO_GRAPHS)
     self.steps_per_call = steps_per_call
-    self._steps = jax.jit(functools.partial(_steps, self.merge, kernel),
-                          static_argnames=("steps", "mrope", "temperature", "top_p"), donate_argnums=(1,))
+    self.steps_program = jax.jit(functools.partial(_steps, self.merge, kernel),
+                                 static_argnames=("steps", "mrope", "temperature", "top_p"), donate_argnums=(1,))
     self._sample = jax.jit(sample, static_argnums=(2, 3))
     self._builders: dict = {}
     self.probe = _probe(model)  # generator_for: the parameters this generator was made from
@@ -234,7 +236,7 @@ class Generator:
     ``dense``: the caller knows that ``mask`` is all True (no padding), so the
     prefill runs plain causal attention.
     """
-    return self._prefill(self.leaves, embeds, positions, mask, slots=slots, dense=dense)
+    return self.prefill_program(self.leaves, embeds, positions, mask, slots=slots, dense=dense)
 
   def decode(self, token, cache, kv_mask, delta, length: int, sampling: SamplingConfig, eos_token_ids: Sequence[int],
              mrope: bool, key: Optional[jax.Array] = None, progress: Optional[object] = None) -> np.ndarray:
@@ -259,7 +261,7 @@ class Generator:
     for i in range(1, sampling.max_new_tokens):
       if i >= 2 and bool(flags[i - 2].all()):
         break
-      token, cache, finished, key, index = self._step(self.leaves, cache, kv_mask, token, index, delta, finished, key,
+      token, cache, finished, key, index = self.step_program(self.leaves, cache, kv_mask, token, index, delta, finished, key,
                                                       eos, mrope=mrope, temperature=sampling.temperature,
                                                       top_p=sampling.top_p)
       out.append(token)
@@ -277,7 +279,7 @@ class Generator:
     for _ in range(-(-(sampling.max_new_tokens - 1) // steps)):
       if dones[-1][-1]:
         break
-      cache, token, index, finished, key, out, done = self._steps(
+      cache, token, index, finished, key, out, done = self.steps_program(
           self.leaves, cache, kv_mask, token, index, delta, finished, key, eos, steps=steps, mrope=mrope,
           temperature=sampling.temperature, top_p=sampling.top_p)
       outs.append(np.asarray(out))
