@@ -161,14 +161,13 @@ class Generator:
     """Args:
       model: a backbone.
       step_graphs: one step a call only: let XLA capture the step in CUDA graphs. Off by default, as
-        measured slower on an H100 (8.0-9.2 against 7.1-7.8 ms a token): the step's small buffers
-        move between calls, so XLA has to update its ~570-kernel graph on the host each time
-        (the profile shows the launch and update as host time), while kernel by kernel the host
-        queues the next step as the GPU runs this one.
+        slower (``docs/PERFORMANCE.md``): the step's small buffers move between calls, so XLA has to
+        update its graph on the host each time, while kernel by kernel the host queues the next step
+        as the GPU runs this one.
       steps_per_call: decode this many steps in one program (a device-side loop whose body XLA
         runs as one CUDA graph with fixed buffers; the host looks at the end-of-sequence flags
-        between calls, so up to this many steps run past the end), or None: one step a call.
-        On an H100 with a 7B model: 5.9-6.4 ms a token with 8, 7.1-8.1 ms one step a call.
+        between calls, so up to this many steps run past the end), or None: one step a call
+        (slower per token, ``docs/PERFORMANCE.md``).
       decode_kernel: each layer's rotary, cache write and attention when decoding: ``"pallas"`` (one fused
         kernel, :mod:`decode_attention`), ``"xla"`` (XLA's ops), ``"interpret"`` (the kernel in
         Pallas' interpreter, for CPU tests) or ``"auto"``: the kernel on a single GPU for a

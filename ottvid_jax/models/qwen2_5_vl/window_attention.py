@@ -10,8 +10,8 @@ patches). Here one program per window reads the window's rotary angles once,
 then for one head after the other its rows of the fused projection (Triton
 prefetches the next head's while this one computes), rotates queries and keys
 in float32 registers and writes its part of the output: one pass over the
-bytes, about 105 us a block on an H200 (the session-5 form, a program per
-window and head, took 146 us; copying its bytes would take about 35). Where
+bytes, about 105 us a block on an H200 (a program per window and head took
+146 us; copying its bytes would take about 35). Where
 some windows are partial, a program takes a group of heads
 (:data:`PARTIAL_HEAD_GROUPS` programs a window).
 
