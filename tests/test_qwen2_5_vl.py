@@ -81,14 +81,14 @@ def test_tower_as_two_programs(tiny):
   assert generation.video_features(ours, pixels, grid, saliency=False)[1] is None
 
   def compiled():
-    return {fn.__name__: jitted._cache_size() for (fn, _), (jitted, _) in generator_for(ours)._builders.items()}  # noqa: SLF001
+    return {fn.__name__: jitted._cache_size() for (fn, *_), (jitted, _) in generator_for(ours)._builders.items()}  # noqa: SLF001
 
   before = compiled()
   for saliency in (True, False):  # compiled already: no new trace
     generation.video_features(ours, pixels, grid, saliency=saliency)
   assert compiled() == before
   block = len(jax.tree.leaves(nnx.state(ours.visual.blocks[0])))
-  sizes = {fn.__name__: len(leaves) for (fn, _), (_, leaves) in generator_for(ours)._builders.items()}  # noqa: SLF001
+  sizes = {fn.__name__: len(leaves) for (fn, *_), (_, leaves) in generator_for(ours)._builders.items()}  # noqa: SLF001
   embed, merger = (len(jax.tree.leaves(nnx.state(m))) for m in (ours.visual.patch_embed, ours.visual.merger))
   assert sizes["_tower_head"] == embed + block and sizes["_tower_rest"] == block + merger
   head = 0 if ours.tie_word_embeddings else len(jax.tree.leaves(nnx.state(ours.lm_head)))

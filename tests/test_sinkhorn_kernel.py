@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import ottvid_jax as ov
+from ottvid_jax.compressor import sinkhorn_kernel
 from ottvid_jax.compressor import transport as transport_lib
 from tests import reference
 
@@ -31,7 +32,7 @@ def _plan(solver, cost, a, b, epsilon, iterations):
                                                          (17, 16, 0.1, 30), (70, 40, 0.02, 50)])
 def test_potentials_match_ott_and_the_float64_reference(rows, cols, epsilon, iterations):
   cost, a, b = _problem(rows * cols, rows, cols)
-  f, g = ov.sinkhorn_potentials(cost, jnp.log(a), jnp.log(b), jnp.float32(epsilon), iterations, interpret=True)
+  f, g = sinkhorn_kernel.sinkhorn_potentials(cost, jnp.log(a), jnp.log(b), jnp.float32(epsilon), iterations, interpret=True)
   assert f.shape == (rows,) and g.shape == (cols,) and f.dtype == g.dtype == jnp.float32
   ott_f, ott_g = transport_lib._potentials(jnp.asarray(cost), jnp.asarray(a), jnp.asarray(b),
                                            jnp.float32(epsilon), iterations, OTT)
@@ -127,7 +128,7 @@ def test_auto_takes_ott_off_a_gpu_and_fused_runs_the_kernel():
 def test_kernel_lowers_to_triton_for_a_gpu():
   # The CPU cannot run the Triton kernel, but it can lower it: Pallas' GPU lowering is checked here.
   cost, a, b = _problem(5, 39, 39, batch=(4,))
-  fn = jax.jit(jax.vmap(lambda c, x, y: ov.sinkhorn_potentials(c, jnp.log(x), jnp.log(y), jnp.float32(0.01), 200)))
+  fn = jax.jit(jax.vmap(lambda c, x, y: sinkhorn_kernel.sinkhorn_potentials(c, jnp.log(x), jnp.log(y), jnp.float32(0.01), 200)))
   exported = jax.export.export(fn, platforms=["cuda"],
                                disabled_checks=[jax.export.DisabledSafetyCheck.custom_call("__gpu$xla.gpu.triton")])(
                                    cost, a, b)
@@ -138,6 +139,6 @@ def test_kernel_lowers_to_triton_for_a_gpu():
 def test_bad_shapes_are_clear_errors():
   cost, a, b = _problem(6, 5, 4)
   with pytest.raises(ValueError, match=r"cost \[R, C\]"):
-    ov.sinkhorn_potentials(cost, jnp.log(b), jnp.log(b), jnp.float32(0.1), 3, interpret=True)
+    sinkhorn_kernel.sinkhorn_potentials(cost, jnp.log(b), jnp.log(b), jnp.float32(0.1), 3, interpret=True)
   with pytest.raises(ValueError, match="scalar epsilon"):
-    ov.sinkhorn_potentials(cost, jnp.log(a), jnp.log(b), jnp.ones(2), 3, interpret=True)
+    sinkhorn_kernel.sinkhorn_potentials(cost, jnp.log(a), jnp.log(b), jnp.ones(2), 3, interpret=True)

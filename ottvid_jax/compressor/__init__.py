@@ -31,7 +31,6 @@ from ottvid_jax.compressor.pipeline import (
 )
 from ottvid_jax.compressor.soft import SoftCompressionOutput, soft_compress, soft_select
 from ottvid_jax.compressor.selection import cosine_similarity, l2_normalize, normalize_saliency, select_tokens
-from ottvid_jax.compressor.sinkhorn_kernel import sinkhorn_potentials
 from ottvid_jax.compressor.transport import TransportResult, transport_plan
 
 __all__ = [
@@ -67,7 +66,6 @@ __all__ = [
     "register",
     "select_tokens",
     "SinkhornSolver",
-    "sinkhorn_potentials",
     "soft_compress",
     "soft_select",
     "SoftCompressionOutput",
