@@ -42,24 +42,18 @@ class Answer:
 def load_backbone(checkpoint: str, dtype=jnp.bfloat16):
   """``(model, processor, load seconds)`` for a checkpoint folder (architecture from ``config.json``)."""
   from ottvid_jax import models  # pylint: disable=import-outside-toplevel
-  from ottvid_jax.models.llava_onevision import LlavaOnevision  # pylint: disable=import-outside-toplevel
-  from ottvid_jax.models.llava_onevision.generation import LlavaProcessor  # pylint: disable=import-outside-toplevel
-  from ottvid_jax.models.qwen2_5_vl.processing import QwenProcessor  # pylint: disable=import-outside-toplevel
 
   start = time.perf_counter()
   model = models.load(checkpoint, dtype=dtype)
-  kind = LlavaProcessor if isinstance(model, LlavaOnevision) else QwenProcessor
-  return model, kind.from_checkpoint(checkpoint, model.config), time.perf_counter() - start
+  processor = models.registry.of(model).processor(checkpoint, model.config)
+  return model, processor, time.perf_counter() - start
 
 
 def generate(model, batch, sampling, compression, progress=None):
   """The backbone's ``generate`` for ``model``."""
-  from ottvid_jax.models.llava_onevision import LlavaOnevision  # pylint: disable=import-outside-toplevel
-  from ottvid_jax.models.llava_onevision import generation as llava  # pylint: disable=import-outside-toplevel
-  from ottvid_jax.models.qwen2_5_vl import generation as qwen  # pylint: disable=import-outside-toplevel
+  from ottvid_jax.models import registry  # pylint: disable=import-outside-toplevel
 
-  backbone = llava if isinstance(model, LlavaOnevision) else qwen
-  return backbone.generate(model, batch, sampling, compression, progress=progress)
+  return registry.of(model).generate(model, batch, sampling, compression, progress=progress)
 
 
 def answer(checkpoint: str, video: str, question: str, retention: Optional[float] = 0.1,

@@ -79,32 +79,21 @@ def _checkpoint_tokens(checkpoint: str, path: str, frames: int):
   """``(clip, tokens, saliency, grid, pictures)`` from a checkpoint's vision tower, one picture per compressor frame.
 
   The clip is sampled and preprocessed as ``ottvid eval`` and ``ottvid answer`` do under the paper's protocol
-  with ``frames`` frames (:func:`ottvid_jax.inputs.prepare`).
+  with ``frames`` frames (:func:`ottvid_jax.inputs.prepare`); the backbone's registry entry gives the tokens.
   """
   from ottvid_jax import answer, inputs  # pylint: disable=import-outside-toplevel
   from ottvid_jax.eval.protocol import PAPER  # pylint: disable=import-outside-toplevel
+  from ottvid_jax.models import registry  # pylint: disable=import-outside-toplevel
 
   video_lib.probe(path)  # an unreadable video fails before the checkpoint loads
   model, processor, _ = answer.load_backbone(checkpoint)
-  backbone = inputs.backbone_name(model)
-  prepared = inputs.prepare(model, processor, PAPER.with_frames(frames).inputs[backbone], path, "")
-  clip, batch = prepared.clip, prepared.batch
-  dtype = model.language_model.embed_tokens.embedding.dtype
-  pixels_ = jax.numpy.asarray(batch.pixel_values_videos, dtype)
-  if backbone != "qwen2_5_vl":  # one compressor frame per video frame, on the pooled grid
-    size, o = model.config.vision.image_size, model.config.pooled
-    tokens, saliency = jax.jit(lambda p: model.video_features(p, saliency=True))(pixels_)
-    shown = video_lib.resize_frames(clip.frames, size, size)
-    return clip, np.asarray(tokens, np.float32), np.asarray(saliency), (o, o), shown
-  (t, h, w), = batch.video_grid_thw
-  merge = model.config.vision.spatial_merge_size
-  tokens, saliency = jax.jit(lambda p: model.visual(p, ((t, h, w),)))(pixels_)
-  gh, gw = h // merge, w // merge
-  shown = video_lib.resize_frames(clip.frames, h * 14, w * 14)
-  if len(shown) % 2:
-    shown = np.concatenate([shown, shown[-1:]])
-  return (clip, np.asarray(tokens, np.float32).reshape(t, gh * gw, -1), np.asarray(saliency).reshape(t, gh * gw),
-          (gh, gw), shown[::2])
+  backbone = registry.of(model)
+  prepared = inputs.prepare(model, processor, PAPER.with_frames(frames).inputs[backbone.name], path, "")
+  tokens, saliency, grid_hw, picture_hw, per_grid = backbone.demo_tokens(model, prepared.batch)
+  shown = video_lib.resize_frames(prepared.clip.frames, *picture_hw)
+  if len(shown) % per_grid:
+    shown = np.concatenate([shown, np.repeat(shown[-1:], per_grid - len(shown) % per_grid, axis=0)])
+  return prepared.clip, tokens, saliency, grid_hw, shown[::per_grid]
 
 
 def _roles(dg) -> dict[str, np.ndarray]:

@@ -26,26 +26,16 @@ def checkpoint_backbone(checkpoint_dir: str) -> str:
   Raises:
     CheckpointError: no readable ``config.json`` or an unsupported architecture.
   """
-  from ottvid_jax.models import params  # pylint: disable=import-outside-toplevel
-  from ottvid_jax.models.llava_onevision.model import LlavaConfig  # pylint: disable=import-outside-toplevel
+  from ottvid_jax.models import registry  # pylint: disable=import-outside-toplevel
 
-  config = params.read_config(checkpoint_dir)
-  names = set(config.get("architectures") or []) | {config.get("model_type")}
-  if names & {"Qwen2_5_VLForConditionalGeneration", "qwen2_5_vl"}:
-    return "qwen2_5_vl"
-  if names & {"LlavaOnevisionForConditionalGeneration", "llava_onevision", "LlavaQwenForCausalLM"}:
-    return "llava_vid" if LlavaConfig.from_hf(config).newline == "grid" else "llava_onevision"
-  raise params.CheckpointError(f"unsupported architecture {sorted(n for n in names if n)} in {checkpoint_dir!r}")
+  return registry.for_checkpoint(checkpoint_dir).name
 
 
 def backbone_name(model) -> str:
   """The lmms-eval model name of a loaded backbone: ``qwen2_5_vl``, ``llava_onevision`` or ``llava_vid``."""
-  from ottvid_jax.models.llava_onevision import LlavaOnevision  # pylint: disable=import-outside-toplevel
+  from ottvid_jax.models import registry  # pylint: disable=import-outside-toplevel
 
-  if isinstance(model, LlavaOnevision):
-    # LLaVA-Video's checkpoints place newlines after each frame's grid (mm_newline_position "grid").
-    return "llava_vid" if model.config.newline == "grid" else "llava_onevision"
-  return "qwen2_5_vl"
+  return registry.of(model).name
 
 
 @dataclasses.dataclass(frozen=True)
