@@ -134,7 +134,7 @@ def _draw(frames: np.ndarray, out: ov.CompressionOutput, grid_hw, title: str, cr
   small = ImageFont.load_default(size=11)
   draw = ImageDraw.Draw(canvas)
   draw.text((pad, 6), title, fill=(240, 240, 240), font=font)
-  draw.text((pad, 26), "each panel is one token grid (two video frames). Thick outline: a new output token; thin "
+  draw.text((pad, 26), "each panel is one token grid. Thick outline: a new output token; thin "
             "outline of the same colour: merged into it; red cross: selected, then dropped by strong pruning; "
             "dimmed: not selected", fill=(170, 170, 170), font=small)
   roles = _roles(dg)

@@ -1,6 +1,5 @@
 """The OTT-Vid compressor: pure, jit-friendly JAX functions, one stage a module."""
 
-from ottvid_jax.compressor import interface
 from ottvid_jax.compressor.allocation import allocate_budgets, rank_descending
 from ottvid_jax.compressor.config import (
     Budget,

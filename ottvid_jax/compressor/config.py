@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ottvid_jax.compressor.interface import concrete
+from ottvid_jax.compressor.interface import concrete, method_config
 
 __all__ = [
     "Budget",
@@ -79,18 +79,9 @@ class SinkhornSolver(enum.Enum):
 
 
 _TRACED = ("mass_tau", "budget_tau", "cost_threshold", "epsilon", "locality_scale")
-_STATIC = (
-    "retention",
-    "temporal_share",
-    "sinkhorn_iters",
-    "mass",
-    "merge",
-    "match_score",
-    "spatial_rounding",
-    "sinkhorn_solver",
-)
 
 
+@method_config(traced=_TRACED)
 @dataclasses.dataclass(frozen=True)
 class OTTVidConfig:
   """OTT-Vid hyperparameters; the defaults are the paper's setting.
@@ -169,8 +160,6 @@ class OTTVidConfig:
       if not np.issubdtype(value.dtype, np.number) or not np.all(np.isfinite(value) & ok(value)):
         raise ValueError(f"{name} must be {what} and finite, got {getattr(self, name)!r}")
 
-  TRACED: ClassVar[tuple[str, ...]] = _TRACED
-  STATIC: ClassVar[tuple[str, ...]] = _STATIC
   pads: ClassVar[bool] = False  # the survivors always fill every slot
 
   def replace(self, **changes: Any) -> "OTTVidConfig":
@@ -192,25 +181,6 @@ class OTTVidConfig:
   def spatial_retention(self) -> float:
     """r_s = r ** (1 - gamma), the per-frame keep ratio of stage 1."""
     return self.retention ** (1.0 - self.temporal_share)
-
-
-def _flatten_with_keys(config: OTTVidConfig):
-  children = [(jax.tree_util.GetAttrKey(name), getattr(config, name)) for name in _TRACED]
-  return children, tuple(getattr(config, name) for name in _STATIC)
-
-
-def _unflatten(static, children) -> OTTVidConfig:
-  # Rebuilt without __post_init__: transformations put tracers, tangents,
-  # gradients and optimiser updates (negative values included) in the leaves.
-  config = object.__new__(OTTVidConfig)
-  for name, value in zip(_STATIC + _TRACED, tuple(static) + tuple(children)):
-    object.__setattr__(config, name, value)
-  return config
-
-
-jax.tree_util.register_pytree_with_keys(
-    OTTVidConfig, _flatten_with_keys, _unflatten,
-    flatten_func=lambda c: ([getattr(c, n) for n in _TRACED], tuple(getattr(c, n) for n in _STATIC)))
 
 
 @dataclasses.dataclass(frozen=True)

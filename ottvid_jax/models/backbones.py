@@ -7,6 +7,8 @@ Each entry imports its backbone's modules when first used, so that
 from __future__ import annotations
 
 import dataclasses
+import importlib
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -27,38 +29,30 @@ def _build(model_class, cfg, table, files, dtype, ignore: tuple = ()):
   return load_into(lambda: model_class(cfg, dtype=dtype, param_dtype=dtype, rngs=nnx.Rngs(0)), files, table, dtype)
 
 
+def _attribute(module: str, name: str) -> Any:
+  """``module.name``, the module imported when first asked for."""
+  return getattr(importlib.import_module(module), name)
+
+
+_QWEN = "ottvid_jax.models.qwen2_5_vl"
+_LLAVA_MODULE = "ottvid_jax.models.llava_onevision"
+
 # Qwen2.5-VL ---------------------------------------------------------------------------------------------------
 
 
 def _qwen_config(config: dict):
-  from ottvid_jax.models.qwen2_5_vl.model import Qwen2_5_VLConfig  # pylint: disable=import-outside-toplevel
-
-  return Qwen2_5_VLConfig.from_hf(config)
-
-
-def _qwen_model():
-  from ottvid_jax.models.qwen2_5_vl.model import Qwen2_5_VL  # pylint: disable=import-outside-toplevel
-
-  return Qwen2_5_VL
+  return _attribute(f"{_QWEN}.model", "Qwen2_5_VLConfig").from_hf(config)
 
 
 def _qwen_build(config: dict, files, dtype):
   from ottvid_jax.models.qwen2_5_vl.params import table_for  # pylint: disable=import-outside-toplevel
 
   cfg = _qwen_config(config)
-  return _build(_qwen_model(), cfg, table_for(cfg.vision.intermediate_size), files, dtype)
+  return _build(_attribute(f"{_QWEN}.model", "Qwen2_5_VL"), cfg, table_for(cfg.vision.intermediate_size), files, dtype)
 
 
 def _qwen_processor(checkpoint_dir: str, config):
-  from ottvid_jax.models.qwen2_5_vl.processing import QwenProcessor  # pylint: disable=import-outside-toplevel
-
-  return QwenProcessor.from_checkpoint(checkpoint_dir, config)
-
-
-def _qwen_generate(*args, **kwargs):
-  from ottvid_jax.models.qwen2_5_vl import generation  # pylint: disable=import-outside-toplevel
-
-  return generation.generate(*args, **kwargs)
+  return _attribute(f"{_QWEN}.processing", "QwenProcessor").from_checkpoint(checkpoint_dir, config)
 
 
 def _qwen_demo_tokens(model, batch):
@@ -77,15 +71,7 @@ def _qwen_demo_tokens(model, batch):
 
 
 def _llava_config(config: dict):
-  from ottvid_jax.models.llava_onevision.model import LlavaConfig  # pylint: disable=import-outside-toplevel
-
-  return LlavaConfig.from_hf(config)
-
-
-def _llava_model():
-  from ottvid_jax.models.llava_onevision.model import LlavaOnevision  # pylint: disable=import-outside-toplevel
-
-  return LlavaOnevision
+  return _attribute(f"{_LLAVA_MODULE}.model", "LlavaConfig").from_hf(config)
 
 
 def _llava_build(config: dict, files, dtype):
@@ -96,19 +82,11 @@ def _llava_build(config: dict, files, dtype):
   unused = [str(i) for i in range(cfg.vision.feature_layers, max(layers_in_file, 27))]
   # Layers after the feature layer never run.
   ignore = (rf"vision_tower\.encoder\.layers\.({'|'.join(unused)})\..*",) if unused else ()
-  return _build(_llava_model(), cfg, LLAVA, files, dtype, ignore)
+  return _build(_attribute(f"{_LLAVA_MODULE}.model", "LlavaOnevision"), cfg, LLAVA, files, dtype, ignore)
 
 
 def _llava_processor(checkpoint_dir: str, config):
-  from ottvid_jax.models.llava_onevision.generation import LlavaProcessor  # pylint: disable=import-outside-toplevel
-
-  return LlavaProcessor.from_checkpoint(checkpoint_dir, config)
-
-
-def _llava_generate(*args, **kwargs):
-  from ottvid_jax.models.llava_onevision import generation  # pylint: disable=import-outside-toplevel
-
-  return generation.generate(*args, **kwargs)
+  return _attribute(f"{_LLAVA_MODULE}.generation", "LlavaProcessor").from_checkpoint(checkpoint_dir, config)
 
 
 def _llava_demo_tokens(model, batch):
@@ -120,20 +98,20 @@ def _llava_demo_tokens(model, batch):
   return np.asarray(tokens, np.float32), np.asarray(saliency), (o, o), (size, size), 1
 
 
-_LLAVA = ("LlavaOnevisionForConditionalGeneration", "llava_onevision",
-          "LlavaQwenForCausalLM")  # the last: the original lmms-lab checkpoints
+_LLAVA = dict(
+    architectures=("LlavaOnevisionForConditionalGeneration", "llava_onevision",
+                   "LlavaQwenForCausalLM"),  # the last: the original lmms-lab checkpoints
+    parse=_llava_config, model=lambda: _attribute(f"{_LLAVA_MODULE}.model", "LlavaOnevision"), build=_llava_build,
+    processor=_llava_processor,
+    generate=lambda *a, **k: _attribute(f"{_LLAVA_MODULE}.generation", "generate")(*a, **k),
+    demo_tokens=_llava_demo_tokens)
 
 register(Backbone(
     name="qwen2_5_vl", architectures=("Qwen2_5_VLForConditionalGeneration", "qwen2_5_vl"), parse=_qwen_config,
-    matches=lambda cfg: True, model=_qwen_model, build=_qwen_build, processor=_qwen_processor,
-    generate=_qwen_generate, demo_tokens=_qwen_demo_tokens))
+    matches=lambda cfg: True, model=lambda: _attribute(f"{_QWEN}.model", "Qwen2_5_VL"), build=_qwen_build,
+    processor=_qwen_processor, generate=lambda *a, **k: _attribute(f"{_QWEN}.generation", "generate")(*a, **k),
+    demo_tokens=_qwen_demo_tokens))
 # LLaVA-Video's checkpoints are LLaVA-OneVision's architecture with a newline after each frame's grid
 # (mm_newline_position "grid"); LLaVA-OneVision's put one after the whole video.
-register(Backbone(
-    name="llava_vid", architectures=_LLAVA, parse=_llava_config, matches=lambda cfg: cfg.newline == "grid",
-    model=_llava_model, build=_llava_build, processor=_llava_processor, generate=_llava_generate,
-    demo_tokens=_llava_demo_tokens))
-register(Backbone(
-    name="llava_onevision", architectures=_LLAVA, parse=_llava_config, matches=lambda cfg: cfg.newline != "grid",
-    model=_llava_model, build=_llava_build, processor=_llava_processor, generate=_llava_generate,
-    demo_tokens=_llava_demo_tokens))
+register(Backbone(name="llava_vid", matches=lambda cfg: cfg.newline == "grid", **_LLAVA))
+register(Backbone(name="llava_onevision", matches=lambda cfg: cfg.newline != "grid", **_LLAVA))

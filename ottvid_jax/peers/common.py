@@ -37,6 +37,7 @@ class Peer:
   """
 
   retention: float = 0.1
+  function: ClassVar[Callable[..., CompressionOutput]]  # the method's pure function
   pads: ClassVar[bool] = False
   CHECKS: ClassVar[dict[str, tuple[Callable[[Any], Any], str]]] = {}  # traced field -> (test, what it must be)
 
@@ -56,6 +57,13 @@ class Peer:
   def slots(self, frames: int, tokens: int) -> int:
     """M = round(T N r)."""
     return target_count(frames, tokens, self.retention)
+
+  def apply(self, features, saliency, grid_hw, key=None, *, diagnostics: bool = False) -> CompressionOutput:
+    """``function(features, saliency, retention, grid_hw=..., key=..., **options)``: every field but
+    ``retention`` is an option of the method's function (peers report no diagnostics)."""
+    del diagnostics
+    options = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "retention"}
+    return type(self).function(features, saliency, self.retention, grid_hw=grid_hw, key=key, **options)
 
 
 def positive_int(value: Any, name: str) -> None:

@@ -42,9 +42,7 @@ def divprune(features, saliency, retention: float, *, grid_hw, key=None) -> Comp
 class DivPruneConfig(Peer):
   """:func:`divprune`."""
 
-  def apply(self, features, saliency, grid_hw, key=None, *, diagnostics: bool = False):
-    del key, diagnostics
-    return divprune(features, saliency, self.retention, grid_hw=grid_hw)
+  function = staticmethod(divprune)
 
 
 register("divprune", DivPruneConfig)

@@ -61,9 +61,7 @@ class DyCokeConfig(Peer):
     super().__post_init__()
     positive_int(self.window, "window")
 
-  def apply(self, features, saliency, grid_hw, key=None, *, diagnostics: bool = False):
-    del key, diagnostics
-    return dycoke(features, saliency, self.retention, grid_hw=grid_hw, window=self.window)
+  function = staticmethod(dycoke)
 
 
 register("dycoke", DyCokeConfig)

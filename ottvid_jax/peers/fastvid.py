@@ -95,10 +95,7 @@ class FastVIDConfig(Peer):
     if not isinstance(self.segment_cuts, int) or isinstance(self.segment_cuts, bool) or self.segment_cuts < 0:
       raise ValueError(f"segment_cuts must be a non-negative int (static), got {self.segment_cuts!r}")
 
-  def apply(self, features, saliency, grid_hw, key=None, *, diagnostics: bool = False):
-    del key, diagnostics
-    return fastvid(features, saliency, self.retention, grid_hw=grid_hw, salient_share=self.salient_share,
-                   knn=self.knn, segment_cuts=self.segment_cuts, segment_threshold=self.segment_threshold)
+  function = staticmethod(fastvid)
 
 
 register("fastvid", FastVIDConfig)

@@ -74,9 +74,7 @@ class FlashVIDConfig(Peer):
   pads = True
   CHECKS = {"threshold": (lambda v: (v >= -1) & (v <= 1), "a cosine in [-1, 1]")}
 
-  def apply(self, features, saliency, grid_hw, key=None, *, diagnostics: bool = False):
-    del key, diagnostics
-    return flashvid(features, saliency, self.retention, grid_hw=grid_hw, threshold=self.threshold)
+  function = staticmethod(flashvid)
 
 
 register("flashvid", FlashVIDConfig)

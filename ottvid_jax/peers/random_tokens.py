@@ -59,9 +59,7 @@ class RandomConfig(Peer):
 class UniformConfig(Peer):
   """:func:`uniform_keep`."""
 
-  def apply(self, features, saliency, grid_hw, key=None, *, diagnostics: bool = False):
-    del key, diagnostics
-    return uniform_keep(features, saliency, self.retention, grid_hw=grid_hw)
+  function = staticmethod(uniform_keep)
 
 
 register("random", RandomConfig)

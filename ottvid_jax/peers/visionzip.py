@@ -36,7 +36,8 @@ def visionzip(features, saliency, retention: float, *, grid_hw, key=None, domina
   is_target = rest & evenly((n - dominant)[:, None], contextual[:, None], position)
   sim = jax.vmap(cosine_similarity)(features)  # [T, N, N]
   nearest = jnp.argmax(jnp.where(is_target[:, None, :], sim, -jnp.inf), axis=-1)  # [T, N]
-  local = jnp.where(is_dominant | is_target, jnp.arange(n), jnp.where(jnp.any(is_target, 1, keepdims=True), nearest, -1))
+  local = jnp.where(is_dominant | is_target, jnp.arange(n),
+                    jnp.where(jnp.any(is_target, 1, keepdims=True), nearest, -1))
   root = jnp.where(local >= 0, local + n * jnp.arange(t)[:, None], -1).reshape(-1)
   return grouped_output(features, root, (is_dominant | is_target).reshape(-1), m)
 
@@ -53,9 +54,7 @@ class VisionZipConfig(Peer):
   dominant_share: Any = 54 / 64
   CHECKS = {"dominant_share": (lambda v: (v >= 0) & (v <= 1), "in [0, 1]")}
 
-  def apply(self, features, saliency, grid_hw, key=None, *, diagnostics: bool = False):
-    del key, diagnostics
-    return visionzip(features, saliency, self.retention, grid_hw=grid_hw, dominant_share=self.dominant_share)
+  function = staticmethod(visionzip)
 
 
 register("visionzip", VisionZipConfig)
